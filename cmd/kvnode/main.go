@@ -1,0 +1,111 @@
+// Command kvnode runs one Ridgeline node: flags → replication.Config →
+// NewNode → Start → wait for a signal → Shutdown.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ridgeline-kv/ridgeline/replication"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "kvnode:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg := replication.DefaultConfig()
+	fs := flag.NewFlagSet("kvnode", flag.ContinueOnError)
+	fs.StringVar(&cfg.NodeID, "id", "", "stable node ID (required)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "data directory (required)")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7001", "gRPC address for clients and peers (ip:port)")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip address (ip:port)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "HTTP address for /metrics, /healthz, /readyz, /debug/pprof; empty disables")
+	join := fs.String("join", "", "comma-separated gossip addresses of other nodes")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes (all started with the same value) see each other")
+	shards := fs.Uint("shards", uint(cfg.Shards), "number of shards of a new cluster (immutable afterwards)")
+	replicas := fs.Uint("replicas", uint(cfg.Replicas), "replicas per shard of a new cluster")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout")
+	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "raft election timeout")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots")
+	fs.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot")
+	fs.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
+	}
+	cfg.Shards, cfg.Replicas = uint32(*shards), uint32(*replicas)
+	if *join != "" {
+		for _, a := range strings.Split(*join, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+	}
+	logger, err := newLogger(*logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = logger
+
+	node, err := replication.NewNode(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := node.Start(ctx); err != nil {
+		node.Close()
+		return err
+	}
+	var fatal error
+	select {
+	case <-ctx.Done():
+		logger.Info("signal received; shutting down")
+	case fatal = <-node.Fatal():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	if err := node.Shutdown(sctx); err != nil && fatal == nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if fatal != nil {
+		return fmt.Errorf("stopped on a fatal error: %w", fatal)
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,68 @@
+package replication
+
+import (
+	"context"
+
+	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
+	"github.com/ridgeline-kv/ridgeline/ring"
+	"github.com/ridgeline-kv/ridgeline/storage"
+)
+
+// adminServer adapts the Admin gRPC service to the node.
+type adminServer struct {
+	kvpb.UnimplementedAdminServer
+	n *Node
+}
+
+func (s *adminServer) ClusterMap(ctx context.Context, req *kvpb.ClusterMapRequest) (*kvpb.ClusterMapResponse, error) {
+	m := s.n.currentMap()
+	resp := &kvpb.ClusterMapResponse{Leaders: map[uint32]string{}}
+	if m == nil {
+		return resp, nil
+	}
+	resp.Map = m.Proto()
+	s.n.mu.RLock()
+	defer s.n.mu.RUnlock()
+	for shard, r := range s.n.byShard {
+		if id := s.n.nodeOfReplica(r.leader()); id != "" {
+			resp.Leaders[shard] = id
+		}
+	}
+	return resp, nil
+}
+
+func (s *adminServer) NodeStatus(ctx context.Context, req *kvpb.NodeStatusRequest) (*kvpb.NodeStatusResponse, error) {
+	n := s.n
+	resp := &kvpb.NodeStatusResponse{Node: &kvpb.NodeInfo{
+		Id: n.cfg.NodeID, Incarnation: n.ident.Incarnation, Addr: n.advertise,
+		GossipAddr: n.members.LocalGossipAddr(), HttpAddr: n.HTTPAddr(),
+	}}
+	if m := n.currentMap(); m != nil {
+		resp.Epoch, resp.ClusterId = m.Epoch, m.ClusterID
+		if nd, ok := m.Node(n.cfg.NodeID); ok {
+			resp.Node.State = kvpb.NodeState(nd.State)
+		}
+	}
+	n.mu.RLock()
+	rs := make([]*replica, 0, len(n.replicas))
+	for _, id := range sortedKeys(n.replicas) {
+		rs = append(rs, n.replicas[id])
+	}
+	n.mu.RUnlock()
+	for _, r := range rs {
+		st := r.status(n.nodeOfReplica)
+		if r.data != nil {
+			r.data.View(func(tx *storage.Tx) error { st.Keys = tx.Keys(); return nil })
+		}
+		resp.Replicas = append(resp.Replicas, st)
+	}
+	return resp, nil
+}
+
+var _ = ring.NodeActive
+
+// Status reports the node and its replicas (what Admin.NodeStatus serves).
+func (n *Node) Status() *kvpb.NodeStatusResponse {
+	st, _ := (&adminServer{n: n}).NodeStatus(context.Background(), &kvpb.NodeStatusRequest{})
+	return st
+}

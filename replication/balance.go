@@ -1,0 +1,67 @@
+package replication
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ridgeline-kv/ridgeline/ring"
+)
+
+// balanceLoop moves shard leadership to each shard's preferred replica (the
+// first of its replicas in the map) when that replica's node is alive, so
+// leaders spread over the nodes as placement intends rather than as elections
+// happen to fall. One transfer at a time; a shard whose transfer failed is
+// left alone for a while.
+func (n *Node) balanceLoop() {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	backoff := map[uint32]time.Time{}
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		m := n.currentMap()
+		if m == nil {
+			continue
+		}
+		alive := map[string]bool{}
+		for _, mem := range n.members.Members() {
+			if mem.Status == ring.MemberAlive {
+				alive[mem.Meta.NodeID] = true
+			}
+		}
+		n.mu.RLock()
+		var cands []*replica
+		for _, r := range n.byShard {
+			cands = append(cands, r)
+		}
+		n.mu.RUnlock()
+		for _, r := range cands {
+			if !r.isLeader() || time.Now().Before(backoff[r.spec.Shard]) || int(r.spec.Shard) >= len(m.Shards) {
+				continue
+			}
+			reps := m.Shards[r.spec.Shard].Replicas
+			if len(reps) == 0 || reps[0].ID == r.spec.ID || reps[0].Role != ring.RoleVoter || !alive[reps[0].NodeID] {
+				continue
+			}
+			nd, ok := m.Node(reps[0].NodeID)
+			if !ok {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*n.cfg.ElectionTimeout+time.Second)
+			err := await(ctx, r.stop, r.raft.LeadershipTransferToServer(raft.ServerID(reps[0].ID), raft.ServerAddress(nd.Addr)))
+			cancel()
+			if err != nil {
+				backoff[r.spec.Shard] = time.Now().Add(30 * time.Second)
+				n.logger.Debug("leadership transfer to preferred replica failed", "shard", r.spec.Shard, "to", reps[0].ID, "err", err)
+			} else {
+				n.logger.Debug("moved leadership to preferred replica", "shard", r.spec.Shard, "to", reps[0].NodeID)
+			}
+			break // one per round
+		}
+	}
+}

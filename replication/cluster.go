@@ -1,0 +1,336 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
+	"github.com/ridgeline-kv/ridgeline/ring"
+	"github.com/ridgeline-kv/ridgeline/storage"
+)
+
+// This file keeps a node in line with the cluster map: learning newer maps,
+// and starting the replicas the map places on the node.
+
+const metaReplicaPrefix = "meta/"
+
+func metaReplicaID(nodeID string) string { return metaReplicaPrefix + nodeID }
+
+func metaReplicaNode(id string) (string, bool) {
+	return strings.CutPrefix(id, metaReplicaPrefix)
+}
+
+// startLocalReplicas starts what the data dir already holds: the meta
+// replica if the node is (or was) a meta voter. Shard replicas follow from
+// the map in the reconciler.
+func (n *Node) startLocalReplicas() error {
+	m := n.currentMap()
+	groups, err := n.logDB.Groups()
+	if err != nil {
+		return fmt.Errorf("replication: list raft groups: %w", err)
+	}
+	hasMeta := false
+	for _, g := range groups {
+		if g == metaReplicaID(n.cfg.NodeID) {
+			hasMeta = true
+		}
+	}
+	if hasMeta || (m != nil && containsString(m.MetaVoters, n.cfg.NodeID)) {
+		if err := n.startMeta(nil); err != nil {
+			return err
+		}
+	}
+	n.kickReconcile()
+	return nil
+}
+
+// startMeta starts the node's meta replica; boot is the bootstrap
+// configuration for a brand-new cluster, nil otherwise.
+func (n *Node) startMeta(boot *raft.Configuration) error {
+	n.mu.Lock()
+	if n.meta != nil {
+		n.mu.Unlock()
+		return nil
+	}
+	n.mu.Unlock()
+	store, err := n.stateDB.Shard("meta")
+	if err != nil {
+		return fmt.Errorf("replication: meta state: %w", err)
+	}
+	fsm, err := newMetaFSM(store, n.logger.With("group", "meta"), n.onMetaMap, n.failFatal)
+	if err != nil {
+		return fmt.Errorf("replication: meta state: %w", err)
+	}
+	r, err := startReplica(n.replicaDeps(), replicaSpec{ID: metaReplicaID(n.cfg.NodeID), Meta: true, Bootstrap: boot}, fsm)
+	if err != nil {
+		return fmt.Errorf("replication: start meta replica: %w", err)
+	}
+	n.mu.Lock()
+	n.meta, n.metaFSM = r, fsm
+	n.replicas[r.spec.ID] = r
+	n.mu.Unlock()
+	if m := fsm.Map(); m != nil {
+		n.setMap(m)
+	}
+	return nil
+}
+
+// onMetaMap runs on the meta replica's apply goroutine for every new map.
+func (n *Node) onMetaMap(m *ring.Map) { n.setMap(m) }
+
+// setMap adopts m if it is newer than the node's map, persists it and wakes
+// the reconciler.
+func (n *Node) setMap(m *ring.Map) {
+	n.mu.Lock()
+	cur := n.cmap
+	if cur != nil && m.Epoch <= cur.Epoch {
+		n.mu.Unlock()
+		return
+	}
+	if cur != nil && cur.ClusterID != m.ClusterID {
+		n.mu.Unlock()
+		n.logger.Error("ignoring cluster map of another cluster", "ours", cur.ClusterID, "theirs", m.ClusterID)
+		return
+	}
+	n.cmap = m
+	if n.keyspace == nil || (cur != nil && cur.ShardCount != m.ShardCount) {
+		n.keyspace = ring.NewKeyspace(m.ShardCount)
+	}
+	newCluster := n.ident.ClusterID != m.ClusterID
+	n.ident.ClusterID = m.ClusterID
+	ident := n.ident
+	n.mu.Unlock()
+
+	n.metrics.mapEpoch.Set(float64(m.Epoch))
+	if newCluster {
+		if err := saveIdentity(n.cfg.DataDir, ident); err != nil {
+			n.failFatal(fmt.Errorf("write node identity: %w", err))
+			return
+		}
+		n.logger.Info("member of cluster", "cluster", m.ClusterID)
+	}
+	b, err := proto.Marshal(m.Proto())
+	if err == nil {
+		err = n.local.Update(func(tx *storage.Tx) error {
+			if old, _ := decodeMap(tx.SysGet(metaMapKey)); old != nil && old.Epoch >= m.Epoch {
+				return nil
+			}
+			return tx.SysPut(metaMapKey, b)
+		})
+	}
+	if err != nil {
+		n.failFatal(fmt.Errorf("persist cluster map: %w", err))
+		return
+	}
+	n.logger.Debug("cluster map", "epoch", m.Epoch)
+	if n.members != nil {
+		go n.members.UpdateMeta(time.Second)
+	}
+	n.kickReconcile()
+}
+
+// reconcileLoop starts the replicas the map places on this node.
+func (n *Node) reconcileLoop() {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		n.reconcile()
+		select {
+		case <-n.stop:
+			return
+		case <-n.kick:
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) reconcile() {
+	m := n.currentMap()
+	if m == nil {
+		return
+	}
+	if containsString(m.MetaVoters, n.cfg.NodeID) {
+		if err := n.startMeta(nil); err != nil {
+			n.logger.Error("cannot start meta replica", "err", err)
+		}
+	}
+	missing := 0
+	for _, ref := range m.ReplicasOn(n.cfg.NodeID) {
+		n.mu.RLock()
+		_, running := n.replicas[ref.Replica.ID]
+		n.mu.RUnlock()
+		if running {
+			continue
+		}
+		select {
+		case <-n.stop:
+			return
+		default:
+		}
+		if err := n.startShardReplica(m, ref); err != nil {
+			missing++
+			n.logger.Error("cannot start shard replica; will retry", "replica", ref.Replica.ID, "err", err)
+		}
+	}
+	if missing == 0 {
+		n.readyOnce.Do(func() {
+			n.logger.Info("node ready", "cluster", m.ClusterID, "epoch", m.Epoch, "replicas", len(m.ReplicasOn(n.cfg.NodeID)))
+			close(n.ready)
+		})
+	}
+}
+
+func (n *Node) startShardReplica(m *ring.Map, ref ring.ReplicaRef) error {
+	store, err := n.stateDB.Shard(ref.Replica.ID)
+	if err != nil {
+		return err
+	}
+	gm := n.metrics.group(shardLabel(ref.Shard))
+	fsm, err := newShardFSM(store, fsmOptions{
+		Shard:        ref.Shard,
+		Shards:       m.ShardCount,
+		SessionTTL:   n.cfg.SessionTTL,
+		Logger:       n.logger.With("shard", ref.Shard),
+		OnApplyBatch: gm.observeApplyBatch,
+		OnFatal:      n.failFatal,
+	})
+	if err != nil {
+		return err
+	}
+	spec := replicaSpec{ID: ref.Replica.ID, Shard: ref.Shard}
+	if ref.Replica.Bootstrap {
+		var conf raft.Configuration
+		for _, rep := range m.Shards[ref.Shard].Replicas {
+			if !rep.Bootstrap {
+				continue
+			}
+			nd, ok := m.Node(rep.NodeID)
+			if !ok {
+				return fmt.Errorf("map names unknown node %q for replica %s", rep.NodeID, rep.ID)
+			}
+			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(rep.ID), Address: raft.ServerAddress(nd.Addr)})
+		}
+		spec.Bootstrap = &conf
+	}
+	r, err := startReplica(n.replicaDeps(), spec, fsm)
+	if err != nil {
+		return err
+	}
+	r.data = fsm
+	n.mu.Lock()
+	n.replicas[r.spec.ID] = r
+	n.byShard[ref.Shard] = r
+	n.mu.Unlock()
+	return nil
+}
+
+// mapLoop learns newer maps from peers (nodes outside the meta group) and,
+// on the meta leader, creates the first map of a new cluster.
+func (n *Node) mapLoop() {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.RLock()
+		meta, mfsm := n.meta, n.metaFSM
+		n.mu.RUnlock()
+		if meta != nil {
+			if meta.isLeader() && mfsm.Map() == nil {
+				if err := n.proposeInitialMap(); err != nil {
+					n.logger.Warn("cannot create the cluster map yet", "err", err)
+				}
+			}
+			continue
+		}
+		n.fetchNewerMap()
+	}
+}
+
+// fetchNewerMap asks a peer that gossips a newer epoch for its map.
+func (n *Node) fetchNewerMap() {
+	var have uint64
+	if m := n.currentMap(); m != nil {
+		have = m.Epoch
+	}
+	cid := n.clusterID()
+	for _, mem := range n.members.Members() {
+		if mem.Status != ring.MemberAlive || mem.Meta.NodeID == n.cfg.NodeID || mem.Meta.Epoch <= have {
+			continue
+		}
+		if cid != "" && mem.Meta.ClusterID != cid {
+			continue
+		}
+		m, err := n.fetchMap(mem.Meta.Addr)
+		if err != nil {
+			n.logger.Debug("fetch cluster map", "from", mem.Meta.NodeID, "err", err)
+			continue
+		}
+		if cid != "" && m.ClusterID != cid {
+			continue
+		}
+		n.setMap(m)
+		return
+	}
+}
+
+func (n *Node) fetchMap(addr string) (*ring.Map, error) {
+	conn, err := n.peers.get(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := kvpb.NewAdminClient(conn).ClusterMap(ctx, &kvpb.ClusterMapRequest{})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetMap() == nil {
+		return nil, fmt.Errorf("peer %s has no map yet", addr)
+	}
+	return ring.FromProto(resp.GetMap())
+}
+
+// proposeMap commits m as the successor of epoch expected through the meta
+// group (this node must lead it).
+func (n *Node) proposeMap(ctx context.Context, expected uint64, m *ring.Map) (metaResult, error) {
+	n.mu.RLock()
+	meta := n.meta
+	n.mu.RUnlock()
+	if meta == nil {
+		return metaResult{}, fmt.Errorf("%w: node %s is not in the meta group", ErrNotLeader, n.cfg.NodeID)
+	}
+	data, err := encodeMetaCommand(&kvpb.MetaCommand{ExpectedEpoch: expected, Map: m.Proto()})
+	if err != nil {
+		return metaResult{}, err
+	}
+	res, err := meta.propose(ctx, data)
+	if err != nil {
+		return metaResult{}, err
+	}
+	switch v := res.(type) {
+	case metaResult:
+		return v, nil
+	case error:
+		return metaResult{}, v
+	default:
+		return metaResult{}, fmt.Errorf("meta group returned %T", res)
+	}
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,137 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Node. Build one with DefaultConfig and override fields.
+// Nil dependencies (Logger, listeners, Registerer) mean production defaults.
+type Config struct {
+	NodeID  string // stable node ID (flag --id)
+	DataDir string // flag --data-dir
+
+	Addr       string // gRPC for clients and peers, "ip:port" (flag --addr)
+	GossipAddr string // memberlist, "ip:port" (flag --gossip-addr)
+	HTTPAddr   string // metrics, health, pprof; "" disables (flag --http-addr)
+
+	Join            []string // gossip addresses of existing nodes (flag --join)
+	BootstrapExpect int      // form a new cluster once this many nodes see each other (flag --bootstrap-expect)
+	Shards          uint32   // shards of a new cluster; immutable afterwards (flag --shards)
+	Replicas        uint32   // replicas per shard of a new cluster (flag --replicas)
+
+	// Raft tuning, shared by every group on the node.
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout     time.Duration
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+
+	SessionTTL time.Duration // how long a write session's last result is remembered
+
+	// GossipFast shortens gossip intervals (tests).
+	GossipFast bool
+
+	Logger       *slog.Logger
+	Listener     net.Listener // optional pre-opened gRPC listener (tests: port 0)
+	HTTPListener net.Listener // optional pre-opened HTTP listener
+	Registerer   prometheus.Registerer
+	Gatherer     prometheus.Gatherer
+}
+
+// DefaultConfig returns a Config with the production defaults.
+func DefaultConfig() Config {
+	return Config{
+		Shards:             32,
+		Replicas:           3,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   120 * time.Second,
+		TrailingLogs:       10240,
+		SessionTTL:         DefaultSessionTTL,
+	}
+}
+
+// Validate reports every invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field string, v any, why string) {
+		errs = append(errs, fmt.Errorf("%s=%v: %s", field, v, why))
+	}
+	if c.NodeID == "" {
+		bad("NodeID", `""`, "a stable node ID is required (--id)")
+	} else if !validNodeID(c.NodeID) {
+		bad("NodeID", c.NodeID, "use 1-64 letters, digits, '-', '_' or '.'")
+	}
+	if c.DataDir == "" {
+		bad("DataDir", `""`, "a data directory is required (--data-dir)")
+	}
+	if c.Listener == nil {
+		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+			bad("Addr", c.Addr, "want ip:port (--addr)")
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
+		bad("GossipAddr", c.GossipAddr, "want ip:port (--gossip-addr)")
+	}
+	if c.HTTPAddr != "" && c.HTTPListener == nil {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			bad("HTTPAddr", c.HTTPAddr, "want ip:port or empty (--http-addr)")
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		bad("BootstrapExpect", c.BootstrapExpect, "must be ≥ 0")
+	}
+	if c.Shards < 1 || c.Shards > 4096 {
+		bad("Shards", c.Shards, "must be 1..4096")
+	}
+	if c.Replicas < 1 || c.Replicas > 7 {
+		bad("Replicas", c.Replicas, "must be 1..7")
+	}
+	if c.HeartbeatTimeout < 10*time.Millisecond {
+		bad("HeartbeatTimeout", c.HeartbeatTimeout, "must be ≥ 10ms")
+	}
+	if c.ElectionTimeout < c.HeartbeatTimeout {
+		bad("ElectionTimeout", c.ElectionTimeout, "must be ≥ HeartbeatTimeout")
+	}
+	if c.LeaderLeaseTimeout <= 0 || c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		bad("LeaderLeaseTimeout", c.LeaderLeaseTimeout, "must be in (0, HeartbeatTimeout]")
+	}
+	if c.CommitTimeout <= 0 {
+		bad("CommitTimeout", c.CommitTimeout, "must be > 0")
+	}
+	if c.SnapshotThreshold < 1 {
+		bad("SnapshotThreshold", c.SnapshotThreshold, "must be ≥ 1")
+	}
+	if c.SnapshotInterval < 5*time.Millisecond {
+		bad("SnapshotInterval", c.SnapshotInterval, "must be ≥ 5ms")
+	}
+	if c.SessionTTL < time.Second {
+		bad("SessionTTL", c.SessionTTL, "must be ≥ 1s")
+	}
+	return errors.Join(errs...)
+}
+
+func validNodeID(id string) bool {
+	if len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}

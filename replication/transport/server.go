@@ -1,0 +1,219 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+
+	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
+)
+
+// server adapts the kvpb.Raft service to the registered Transports: it finds
+// the target replica, converts the request, hands it to raft and converts
+// the answer. Errors leave through toStatus.
+type server struct {
+	kvpb.UnimplementedRaftServer
+	m *Manager
+}
+
+func (s *server) AppendEntries(ctx context.Context, in *kvpb.AppendEntriesRequest) (*kvpb.AppendEntriesResponse, error) {
+	s.m.stats.appendEntries.Add(1)
+	t, err := s.m.lookup(in.GetHeader().GetTarget())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	req := appendEntriesRequestFromProto(in)
+	resp, err := t.dispatch(ctx, req, nil, isHeartbeat(req))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return appendEntriesResponseToProto(resp.(*raft.AppendEntriesResponse)), nil
+}
+
+// AppendEntriesPipeline serves one pipeline stream: requests are handled
+// one at a time, in order, and answered in order. A raft error for one
+// request travels in its response's error field; any other failure ends the
+// stream with a status.
+func (s *server) AppendEntriesPipeline(stream grpc.BidiStreamingServer[kvpb.AppendEntriesRequest, kvpb.AppendEntriesResponse]) error {
+	s.m.stats.pipelineStreams.Add(1)
+	ctx := stream.Context()
+	var t *Transport
+	for {
+		in, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		s.m.stats.pipelineAppends.Add(1)
+		if target := in.GetHeader().GetTarget(); t == nil || string(t.id) != target {
+			if t, err = s.m.lookup(target); err != nil {
+				return toStatus(err)
+			}
+		}
+		req := appendEntriesRequestFromProto(in)
+		resp, err := t.dispatch(ctx, req, nil, isHeartbeat(req))
+		var out *kvpb.AppendEntriesResponse
+		switch {
+		case err == nil:
+			out = appendEntriesResponseToProto(resp.(*raft.AppendEntriesResponse))
+		case errors.Is(err, ErrRemote):
+			out = &kvpb.AppendEntriesResponse{Error: err.Error()}
+		default:
+			return toStatus(err)
+		}
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *server) RequestVote(ctx context.Context, in *kvpb.RequestVoteRequest) (*kvpb.RequestVoteResponse, error) {
+	s.m.stats.requestVotes.Add(1)
+	t, err := s.m.lookup(in.GetHeader().GetTarget())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := t.dispatch(ctx, requestVoteRequestFromProto(in), nil, false)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return requestVoteResponseToProto(resp.(*raft.RequestVoteResponse)), nil
+}
+
+func (s *server) RequestPreVote(ctx context.Context, in *kvpb.RequestPreVoteRequest) (*kvpb.RequestPreVoteResponse, error) {
+	s.m.stats.requestPreVotes.Add(1)
+	t, err := s.m.lookup(in.GetHeader().GetTarget())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := t.dispatch(ctx, requestPreVoteRequestFromProto(in), nil, false)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return requestPreVoteResponseToProto(resp.(*raft.RequestPreVoteResponse)), nil
+}
+
+func (s *server) TimeoutNow(ctx context.Context, in *kvpb.TimeoutNowRequest) (*kvpb.TimeoutNowResponse, error) {
+	s.m.stats.timeoutNows.Add(1)
+	t, err := s.m.lookup(in.GetHeader().GetTarget())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp, err := t.dispatch(ctx, timeoutNowRequestFromProto(in), nil, false)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return timeoutNowResponseToProto(resp.(*raft.TimeoutNowResponse)), nil
+}
+
+// InstallSnapshot serves one snapshot transfer. Raft reads the data straight
+// from the stream, chunk by chunk, through a chunkReader on its own
+// goroutine. The handler waits for raft's answer and ends the transfer if
+// the sender stalls for longer than RPCTimeout while raft waits for data,
+// so a dead sender cannot hold raft's main loop until the whole-transfer
+// deadline.
+func (s *server) InstallSnapshot(stream grpc.ClientStreamingServer[kvpb.InstallSnapshotChunk, kvpb.InstallSnapshotResponse]) error {
+	s.m.stats.snapshotsReceived.Add(1)
+	first, err := stream.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return toStatus(fmt.Errorf("%w: InstallSnapshot stream ended before its request", ErrInvalidRequest))
+		}
+		return err
+	}
+	if first.Request == nil {
+		return toStatus(fmt.Errorf("%w: the first InstallSnapshot message must carry the request", ErrInvalidRequest))
+	}
+	t, err := s.m.lookup(first.Request.GetHeader().GetTarget())
+	if err != nil {
+		return toStatus(err)
+	}
+	ctx := stream.Context()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.m.cfg.SnapshotTimeout)
+		defer cancel()
+	}
+	start := time.Now()
+	if err := s.m.recvSem.Acquire(ctx, 1); err != nil {
+		return toStatus(fmt.Errorf("waited %v for a snapshot receive slot (MaxSnapshotReceives=%d): %w",
+			time.Since(start).Round(time.Millisecond), s.m.cfg.MaxSnapshotReceives, err))
+	}
+	defer s.m.recvSem.Release(1)
+
+	req := installSnapshotRequestFromProto(first.Request)
+	r := &chunkReader{stream: stream, buf: first.Data}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go r.watch(ctx, cancel, s.m.cfg.RPCTimeout)
+	resp, err := t.dispatch(ctx, req, io.LimitReader(r, req.Size), false)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
+			err = cause
+		}
+		return toStatus(err)
+	}
+	return stream.SendAndClose(installSnapshotResponseToProto(resp.(*raft.InstallSnapshotResponse)))
+}
+
+// chunkReader presents the data chunks of an InstallSnapshot stream as an
+// io.Reader. Only raft's goroutine calls Read; nothing else touches the
+// stream after the first message.
+type chunkReader struct {
+	stream grpc.ClientStreamingServer[kvpb.InstallSnapshotChunk, kvpb.InstallSnapshotResponse]
+	buf    []byte
+	err    error
+	// recvSince is the UnixNano time Read started waiting for the sender,
+	// or 0 while it is not waiting.
+	recvSince atomic.Int64
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		r.recvSince.Store(time.Now().UnixNano())
+		msg, err := r.stream.Recv()
+		r.recvSince.Store(0)
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				err = fmt.Errorf("transport: receiving snapshot data: %w", err)
+			}
+			r.err = err
+			continue
+		}
+		r.buf = msg.Data
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+var errSenderStalled = errors.New("transport: snapshot sender stalled")
+
+// watch cancels ctx when Read has waited longer than idle for the next
+// chunk. It returns when ctx ends.
+func (r *chunkReader) watch(ctx context.Context, cancel context.CancelCauseFunc, idle time.Duration) {
+	tick := time.NewTicker(idle / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if since := r.recvSince.Load(); since != 0 && now.Sub(time.Unix(0, since)) > idle {
+				cancel(fmt.Errorf("%w: no data for %v", errSenderStalled, idle))
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,544 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
+)
+
+func TestConfig_Validate(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{"ok", Config{LocalAddr: "127.0.0.2:7001"}, ""},
+		{"hostname", Config{LocalAddr: "node-a:7001"}, ""},
+		{"no port", Config{LocalAddr: "127.0.0.1"}, "LocalAddr"},
+		{"port 0", Config{LocalAddr: "127.0.0.1:0"}, "port"},
+		{"no host", Config{LocalAddr: ":7001"}, "no host"},
+		{"unspecified", Config{LocalAddr: "0.0.0.0:7001"}, "unspecified"},
+		{"negative timeout", Config{LocalAddr: "127.0.0.1:1", RPCTimeout: -1}, "RPCTimeout"},
+		{"huge chunk", Config{LocalAddr: "127.0.0.1:1", SnapshotChunkSize: MaxMessageSize}, "SnapshotChunkSize"},
+		{"negative sends", Config{LocalAddr: "127.0.0.1:1", MaxSnapshotSends: -1}, "MaxSnapshotSends"},
+		{"negative receives", Config{LocalAddr: "127.0.0.1:1", MaxSnapshotReceives: -1}, "MaxSnapshotReceives"},
+		{"negative snapshot timeout", Config{LocalAddr: "127.0.0.1:1", SnapshotTimeout: -1}, "SnapshotTimeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Validate() = %v, want an error mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+	// Every violation is reported.
+	err := (&Config{LocalAddr: "x", RPCTimeout: -1, MaxSnapshotSends: -1}).Validate()
+	for _, want := range []string{"LocalAddr", "RPCTimeout", "MaxSnapshotSends"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to mention %s", err, want)
+		}
+	}
+}
+
+func TestManager_Transport(t *testing.T) {
+	n := startNode(t, "127.0.0.1", Config{})
+	tr := mustTransport(t, n.mgr, "1/a/1")
+	if _, err := n.mgr.Transport("1/a/1"); !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("second Transport(1/a/1) = %v, want ErrAlreadyRegistered", err)
+	}
+	if _, err := n.mgr.Transport(""); err == nil {
+		t.Fatal("Transport(\"\") succeeded, want an error")
+	}
+	if got, want := tr.LocalAddr(), raft.ServerAddress(n.addr); got != want {
+		t.Errorf("LocalAddr() = %q, want %q", got, want)
+	}
+	if got := tr.DecodePeer(tr.EncodePeer("x", "10.0.0.1:7")); got != "10.0.0.1:7" {
+		t.Errorf("DecodePeer(EncodePeer) = %q", got)
+	}
+	_ = tr.Close()
+	_ = tr.Close() // idempotent
+	if _, err := n.mgr.Transport("1/a/1"); err != nil {
+		t.Fatalf("Transport(1/a/1) after Close = %v, want a fresh registration", err)
+	}
+	if err := n.mgr.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := n.mgr.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := n.mgr.Transport("1/a/2"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Transport after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestTransport_UnaryRPCs(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	var mu sync.Mutex
+	var got []any
+	serve(t, tb, func(rpc raft.RPC) {
+		mu.Lock()
+		got = append(got, rpc.Command)
+		mu.Unlock()
+		okHandler(rpc)
+	})
+	target := raft.ServerAddress(b.addr)
+
+	ae := &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 3, PrevLogEntry: 99, PrevLogTerm: 3, Entries: testEntries(4, 10), LeaderCommitIndex: 99}
+	var aeResp raft.AppendEntriesResponse
+	if err := ta.AppendEntries("1/b/1", target, ae, &aeResp); err != nil {
+		t.Fatalf("AppendEntries: %v", err)
+	}
+	if !aeResp.Success || aeResp.LastLog != 103 || aeResp.Term != 3 {
+		t.Errorf("AppendEntries response = %+v, want success, LastLog 103, term 3", aeResp)
+	}
+	var rvResp raft.RequestVoteResponse
+	if err := ta.RequestVote("1/b/1", target, &raft.RequestVoteRequest{RPCHeader: testHeader, Term: 4}, &rvResp); err != nil || !rvResp.Granted || rvResp.Term != 4 {
+		t.Errorf("RequestVote = %+v, %v; want granted in term 4", rvResp, err)
+	}
+	var pvResp raft.RequestPreVoteResponse
+	if err := ta.RequestPreVote("1/b/1", target, &raft.RequestPreVoteRequest{RPCHeader: testHeader, Term: 5}, &pvResp); err != nil || !pvResp.Granted || pvResp.Term != 5 {
+		t.Errorf("RequestPreVote = %+v, %v; want granted in term 5", pvResp, err)
+	}
+	var tnResp raft.TimeoutNowResponse
+	if err := ta.TimeoutNow("1/b/1", target, &raft.TimeoutNowRequest{RPCHeader: testHeader}, &tnResp); err != nil {
+		t.Errorf("TimeoutNow: %v", err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 4 {
+		t.Fatalf("handler saw %d RPCs, want 4", len(got))
+	}
+	if r, ok := got[0].(*raft.AppendEntriesRequest); !ok || len(r.Entries) != 4 || !bytes.Equal(r.Entries[3].Data, ae.Entries[3].Data) || !bytes.Equal(r.Addr, testHeader.Addr) {
+		t.Errorf("handler got %+v, want the AppendEntries sent", got[0])
+	}
+	st := b.mgr.Stats()
+	if st.AppendEntries != 1 || st.RequestVotes != 1 || st.RequestPreVotes != 1 || st.TimeoutNows != 1 {
+		t.Errorf("server stats = %+v, want one of each unary RPC", st)
+	}
+}
+
+func TestTransport_UnknownTarget(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	serve(t, tb, okHandler)
+	target := raft.ServerAddress(b.addr)
+
+	check := func(name string, err error, id string) {
+		t.Helper()
+		if !errors.Is(err, ErrUnknownReplica) || status.Code(err) != codes.NotFound {
+			t.Errorf("%s: err = %v (code %v), want ErrUnknownReplica and NotFound", name, err, status.Code(err))
+		}
+		if want := "no replica " + id + " on this node"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v, want it to say %q", name, err, want)
+		}
+	}
+	var resp raft.RequestVoteResponse
+	check("RequestVote", ta.RequestVote("9/b/1", target, &raft.RequestVoteRequest{Term: 1}, &resp), "9/b/1")
+	check("AppendEntries", ta.AppendEntries("9/b/1", target, &raft.AppendEntriesRequest{Term: 1}, new(raft.AppendEntriesResponse)), "9/b/1")
+	check("InstallSnapshot", ta.InstallSnapshot("9/b/1", target, &raft.InstallSnapshotRequest{Size: 3}, new(raft.InstallSnapshotResponse), strings.NewReader("abc")), "9/b/1")
+
+	// A closed replica is unregistered.
+	_ = tb.Close()
+	check("after Close", ta.RequestVote("1/b/1", target, &raft.RequestVoteRequest{Term: 1}, &resp), "1/b/1")
+}
+
+func TestTransport_RemoteError(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	serve(t, tb, func(rpc raft.RPC) { rpc.Respond(nil, errors.New("disk on fire")) })
+	err := ta.RequestVote("1/b/1", raft.ServerAddress(b.addr), &raft.RequestVoteRequest{Term: 1}, new(raft.RequestVoteResponse))
+	if !errors.Is(err, ErrRemote) || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("err = %v, want ErrRemote carrying the handler's message", err)
+	}
+}
+
+func TestTransport_HeartbeatFastPath(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	var viaConsumer, viaHeartbeat atomic.Int64
+	serve(t, tb, func(rpc raft.RPC) { viaConsumer.Add(1); okHandler(rpc) })
+	tb.SetHeartbeatHandler(func(rpc raft.RPC) { viaHeartbeat.Add(1); okHandler(rpc) })
+	target := raft.ServerAddress(b.addr)
+	var resp raft.AppendEntriesResponse
+	if err := ta.AppendEntries("1/b/1", target, &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 2}, &resp); err != nil || !resp.Success {
+		t.Fatalf("heartbeat: %+v, %v", resp, err)
+	}
+	if err := ta.AppendEntries("1/b/1", target, &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 2, LeaderCommitIndex: 5}, &resp); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if viaHeartbeat.Load() != 1 || viaConsumer.Load() != 1 {
+		t.Errorf("heartbeat handler saw %d, consumer saw %d; want 1 and 1", viaHeartbeat.Load(), viaConsumer.Load())
+	}
+	if st := b.mgr.Stats(); st.Heartbeats != 1 {
+		t.Errorf("Stats().Heartbeats = %d, want 1", st.Heartbeats)
+	}
+}
+
+func TestTransport_NoAnswer(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{RPCTimeout: 200 * time.Millisecond})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1") // nobody reads its Consumer
+	target := raft.ServerAddress(b.addr)
+
+	// Deadline: the RPC gives up.
+	err := ta.RequestVote("1/b/1", target, &raft.RequestVoteRequest{Term: 1}, new(raft.RequestVoteResponse))
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("err = %v, want DeadlineExceeded", err)
+	}
+
+	// Close while an RPC waits for the replica: Unavailable, not a hang.
+	tc := mustTransport(t, a.mgr, "1/a/2")
+	tc.m.cfg.RPCTimeout = time.Minute
+	errc := make(chan error, 1)
+	go func() {
+		errc <- tc.RequestVote("1/b/1", target, &raft.RequestVoteRequest{Term: 1}, new(raft.RequestVoteResponse))
+	}()
+	waitFor(t, 5*time.Second, "the RPC to reach the server", func() bool { return b.mgr.Stats().RequestVotes == 2 })
+	_ = tb.Close()
+	if err := <-errc; status.Code(err) != codes.Unavailable {
+		t.Fatalf("err = %v, want Unavailable", err)
+	}
+}
+
+func TestManager_OneConnectionPerPeer(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{})
+	const groups = 10
+	var wg sync.WaitGroup
+	for g := range groups {
+		ta := mustTransport(t, a.mgr, fmt.Sprintf("%d/a/1", g))
+		tb := mustTransport(t, b.mgr, fmt.Sprintf("%d/b/1", g))
+		serve(t, tb, okHandler)
+		wg.Go(func() {
+			for range 5 {
+				if err := ta.RequestVote(tb.ID(), raft.ServerAddress(b.addr), &raft.RequestVoteRequest{Term: 1}, new(raft.RequestVoteResponse)); err != nil {
+					t.Errorf("RequestVote: %v", err)
+				}
+			}
+			p, err := ta.AppendEntriesPipeline(tb.ID(), raft.ServerAddress(b.addr))
+			if err != nil {
+				t.Errorf("pipeline: %v", err)
+				return
+			}
+			_ = p.Close()
+		})
+	}
+	wg.Wait()
+	if got := b.lis.accepted.Load(); got != 1 {
+		t.Errorf("server accepted %d connections from %d groups, want 1", got, groups)
+	}
+	if got := a.mgr.Stats().Conns; got != 1 {
+		t.Errorf("client pool holds %d connections, want 1", got)
+	}
+}
+
+func TestManager_SourceAddressBinding(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2 not usable here: %v", err)
+	}
+	probe.Close()
+
+	var mu sync.Mutex
+	var peers []string
+	record := func(ctx context.Context) {
+		if p, ok := peer.FromContext(ctx); ok {
+			mu.Lock()
+			peers = append(peers, p.Addr.(*net.TCPAddr).IP.String())
+			mu.Unlock()
+		}
+	}
+	srv := startNode(t, "127.0.0.1", Config{},
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			record(ctx)
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			record(ss.Context())
+			return h(srv, ss)
+		}))
+	m, err := New(Config{LocalAddr: "127.0.0.2:7001", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	tr := mustTransport(t, m, "1/src/1")
+	err = tr.RequestVote("1/none/1", raft.ServerAddress(srv.addr), &raft.RequestVoteRequest{Term: 1}, new(raft.RequestVoteResponse))
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("RequestVote = %v, want NotFound", err)
+	}
+	_ = tr.InstallSnapshot("1/none/1", raft.ServerAddress(srv.addr), &raft.InstallSnapshotRequest{}, new(raft.InstallSnapshotResponse), strings.NewReader(""))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(peers) != 2 {
+		t.Fatalf("server saw %d calls, want 2", len(peers))
+	}
+	for _, ip := range peers {
+		if ip != "127.0.0.2" {
+			t.Errorf("server saw peer IP %s, want 127.0.0.2", ip)
+		}
+	}
+}
+
+// recvCounter counts messages received on server streams.
+type recvCounter struct {
+	grpc.ServerStream
+	n *atomic.Int64
+}
+
+func (s recvCounter) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		s.n.Add(1)
+	}
+	return err
+}
+
+func TestTransport_InstallSnapshot(t *testing.T) {
+	var msgs atomic.Int64
+	a := startNode(t, "127.0.0.1", Config{SnapshotChunkSize: 64 << 10})
+	b := startNode(t, "127.0.0.1", Config{}, grpc.ChainStreamInterceptor(
+		func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			return h(srv, recvCounter{ss, &msgs})
+		}))
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+
+	data := make([]byte, 1<<20+3)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	var gotSum [32]byte
+	var gotReq *raft.InstallSnapshotRequest
+	serve(t, tb, func(rpc raft.RPC) {
+		gotReq = rpc.Command.(*raft.InstallSnapshotRequest)
+		h := sha256.New()
+		// Small reads, as raft's sink might do.
+		n, err := io.CopyBuffer(h, rpc.Reader, make([]byte, 1000))
+		h.Sum(gotSum[:0])
+		rpc.Respond(&raft.InstallSnapshotResponse{Term: gotReq.Term, Success: err == nil && n == gotReq.Size}, err)
+	})
+	req := &raft.InstallSnapshotRequest{RPCHeader: testHeader, SnapshotVersion: 1, Term: 7, LastLogIndex: 500, LastLogTerm: 6,
+		Configuration: []byte("conf"), ConfigurationIndex: 450, Size: int64(len(data))}
+	var resp raft.InstallSnapshotResponse
+	if err := ta.InstallSnapshot("1/b/1", raft.ServerAddress(b.addr), req, &resp, bytes.NewReader(data)); err != nil {
+		t.Fatalf("InstallSnapshot: %v", err)
+	}
+	if !resp.Success || resp.Term != 7 {
+		t.Errorf("response = %+v, want success in term 7", resp)
+	}
+	if gotSum != sha256.Sum256(data) {
+		t.Error("received snapshot data differs from what was sent")
+	}
+	if gotReq.LastLogIndex != 500 || string(gotReq.Configuration) != "conf" {
+		t.Errorf("received request %+v", gotReq)
+	}
+	if want := int64(1 + (len(data)+64<<10-1)/(64<<10)); msgs.Load() != want {
+		t.Errorf("server received %d messages, want %d (request + 64 KiB chunks)", msgs.Load(), want)
+	}
+	if a.mgr.Stats().SnapshotsSent != 1 || b.mgr.Stats().SnapshotsReceived != 1 {
+		t.Errorf("stats: sent %d, received %d; want 1, 1", a.mgr.Stats().SnapshotsSent, b.mgr.Stats().SnapshotsReceived)
+	}
+}
+
+func TestTransport_SnapshotReceiveLimit(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{MaxSnapshotReceives: 1})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	release := make(chan struct{})
+	var active, maxActive atomic.Int64
+	serve(t, tb, func(rpc raft.RPC) {
+		// raft handles RPCs one at a time; run snapshots concurrently here
+		// to observe the limit.
+		go func() {
+			n := active.Add(1)
+			for m := maxActive.Load(); n > m && !maxActive.CompareAndSwap(m, n); m = maxActive.Load() {
+			}
+			<-release
+			active.Add(-1)
+			okHandler(rpc)
+		}()
+	})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			var resp raft.InstallSnapshotResponse
+			if err := ta.InstallSnapshot("1/b/1", raft.ServerAddress(b.addr), &raft.InstallSnapshotRequest{Size: 4}, &resp, strings.NewReader("abcd")); err != nil || !resp.Success {
+				t.Errorf("InstallSnapshot = %+v, %v", resp, err)
+			}
+		})
+	}
+	waitFor(t, 5*time.Second, "both transfers to reach the server", func() bool { return b.mgr.Stats().SnapshotsReceived == 2 })
+	waitFor(t, 5*time.Second, "one transfer to reach raft", func() bool { return active.Load() == 1 })
+	close(release)
+	wg.Wait()
+	if maxActive.Load() != 1 {
+		t.Errorf("%d snapshots were received at once, want at most MaxSnapshotReceives=1", maxActive.Load())
+	}
+}
+
+func TestTransport_SnapshotSendLimit(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{MaxSnapshotSends: 1, SnapshotTimeout: 300 * time.Millisecond})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	// Hold the only send slot.
+	if err := a.mgr.sendSem.Acquire(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	defer a.mgr.sendSem.Release(1)
+	err := ta.InstallSnapshot("1/b/1", raft.ServerAddress(b.addr), &raft.InstallSnapshotRequest{}, new(raft.InstallSnapshotResponse), strings.NewReader(""))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "send slot") {
+		t.Fatalf("err = %v, want a deadline waiting for a send slot", err)
+	}
+}
+
+func TestTransport_SnapshotSenderStalls(t *testing.T) {
+	b := startNode(t, "127.0.0.1", Config{RPCTimeout: 200 * time.Millisecond})
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	readErr := make(chan error, 1)
+	serve(t, tb, func(rpc raft.RPC) {
+		_, err := io.Copy(io.Discard, rpc.Reader)
+		readErr <- err
+		rpc.Respond(&raft.InstallSnapshotResponse{}, err)
+	})
+	cc, err := grpc.NewClient("passthrough:///"+b.addr, grpc.WithTransportCredentials(insecureCreds()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	stream, err := kvpb.NewRaftClient(cc).InstallSnapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := installSnapshotRequestToProto("1/b/1", &raft.InstallSnapshotRequest{Size: 1 << 20})
+	if err := stream.Send(&kvpb.InstallSnapshotChunk{Request: req, Data: []byte("first")}); err != nil {
+		t.Fatal(err)
+	}
+	// Now stall: send nothing more and wait for the server's verdict.
+	var resp kvpb.InstallSnapshotResponse
+	err = stream.RecvMsg(&resp)
+	if status.Code(err) != codes.DeadlineExceeded || !strings.Contains(err.Error(), "stalled") {
+		t.Fatalf("server ended the stream with %v, want DeadlineExceeded for a stalled sender", err)
+	}
+	if err := <-readErr; err == nil {
+		t.Fatal("raft's reader returned no error for a stalled transfer")
+	}
+}
+
+func TestPipeline(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	serve(t, tb, okHandler)
+	p, err := ta.AppendEntriesPipeline("1/b/1", raft.ServerAddress(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 300
+	go func() {
+		for i := range n {
+			req := &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 2, PrevLogEntry: uint64(i), PrevLogTerm: 2,
+				Entries: []*raft.Log{{Index: uint64(i + 1), Term: 2, Data: []byte("x")}}}
+			if _, err := p.AppendEntries(req, new(raft.AppendEntriesResponse)); err != nil {
+				t.Errorf("AppendEntries %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	for i := range n {
+		f := <-p.Consumer()
+		if err := f.Error(); err != nil {
+			t.Fatalf("future %d: %v", i, err)
+		}
+		if got := f.Response().LastLog; got != uint64(i+1) || f.Request().Entries[0].Index != got || !f.Response().Success {
+			t.Fatalf("future %d: response %+v for request %d, want in-order success", i, f.Response(), f.Request().Entries[0].Index)
+		}
+	}
+	if st := b.mgr.Stats(); st.PipelineStreams != 1 || st.PipelineAppends != n {
+		t.Errorf("server stats %+v, want 1 stream with %d appends", st, n)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AppendEntries(&raft.AppendEntriesRequest{}, new(raft.AppendEntriesResponse)); !errors.Is(err, raft.ErrPipelineShutdown) {
+		t.Errorf("AppendEntries after Close = %v, want ErrPipelineShutdown", err)
+	}
+}
+
+func TestPipeline_Errors(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{RPCTimeout: 300 * time.Millisecond})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	tc := mustTransport(t, b.mgr, "1/c/1")
+	serve(t, tb, func(rpc raft.RPC) { rpc.Respond(nil, errors.New("log gap")) })
+	_ = tc // nobody answers 1/c/1
+
+	tests := []struct {
+		name    string
+		target  raft.ServerID
+		wantErr func(error) bool
+	}{
+		{"remote error", "1/b/1", func(err error) bool { return errors.Is(err, ErrRemote) && strings.Contains(err.Error(), "log gap") }},
+		{"unknown replica", "1/zz/1", func(err error) bool { return errors.Is(err, ErrUnknownReplica) }},
+		{"deadline", "1/c/1", func(err error) bool { return status.Code(err) == codes.DeadlineExceeded }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ta.AppendEntriesPipeline(tt.target, raft.ServerAddress(b.addr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			resp := new(raft.AppendEntriesResponse)
+			if _, err := p.AppendEntries(&raft.AppendEntriesRequest{Term: 1, PrevLogEntry: 1}, resp); err != nil {
+				t.Fatalf("AppendEntries: %v", err)
+			}
+			f := <-p.Consumer()
+			if err := f.Error(); !tt.wantErr(err) {
+				t.Fatalf("future error = %v", err)
+			}
+			if f.Response().Success {
+				t.Error("a failed future reports success")
+			}
+		})
+	}
+}

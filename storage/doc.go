@@ -1,0 +1,31 @@
+// Package storage is Ridgeline's node-local persistence: the raft log and
+// stable store shared by every raft group on a node (LogDB, one bbolt file),
+// and the replicated state store with a bucket per shard (StateDB, another
+// bbolt file), including shard snapshots.
+//
+// Invariants:
+//
+//   - Every write is durable (fsynced) before the call returns. NoSync is never
+//     used.
+//   - Writes are group-committed: concurrent writes from different raft groups
+//     (LogDB) or different shards (StateDB) are coalesced by one committer
+//     goroutine per file into a single bbolt transaction and a single fsync.
+//     There is no artificial delay: a request that arrives while a commit is in
+//     flight joins the next one, up to a cap on the batch size.
+//   - A request that fails never affects the other requests of its group
+//     commit. ShardStore.Update functions are called exactly once; a failing
+//     function's writes are undone inside the shared transaction.
+//   - A commit (write or fsync) error is returned to every waiter of that
+//     commit and logged. Callers must treat it as fatal for the node.
+//   - A shard's data and its applied index are written in the same transaction.
+//   - After Close, every call fails with ErrClosed.
+//
+// On-disk layout of the state store, per shard bucket "shard/<id>":
+// sub-bucket "data" (key -> 8-byte big-endian version || value bytes),
+// sub-bucket "sys" (opaque key -> value), and the keys "applied" and "keys"
+// (8-byte big-endian applied index and data key count).
+//
+// On-disk layout of the log store, per group bucket "group/<id>": sub-bucket
+// "log" (8-byte big-endian index -> encoded raft.Log, see codec.go) and
+// sub-bucket "stable" (raft.StableStore keys).
+package storage

@@ -1,0 +1,155 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+const shardPrefix = "shard/"
+
+var (
+	bucketData = []byte("data")
+	bucketSys  = []byte("sys")
+	keyApplied = []byte("applied")
+	keyKeys    = []byte("keys")
+)
+
+// StateDBOptions configures OpenStateDB. The zero value is valid.
+type StateDBOptions struct {
+	// Logger receives commit failures and lifecycle messages; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// OnCommit, if set, is called after every successful group commit with
+	// the number of requests (ShardStore.Update, Restore, ...) coalesced and
+	// the duration of the commit (write + fsync). It runs on the committer
+	// goroutine and must not block.
+	OnCommit func(txns int, fsync time.Duration)
+}
+
+// StateDB is the node-wide replicated state store: one bbolt file with a
+// bucket per shard. Updates of all shards are group-committed. It is safe for
+// concurrent use.
+type StateDB struct {
+	db     *bolt.DB
+	dir    string
+	logger *slog.Logger
+	c      *committer
+
+	mu     sync.Mutex // guards shards
+	shards map[string]*ShardStore
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenStateDB opens (creating if needed) the state database at path and
+// starts its committer goroutine.
+func OpenStateDB(path string, opts StateDBOptions) (*StateDB, error) {
+	db, err := openBolt(path, stateMmapSize)
+	if err != nil {
+		return nil, err
+	}
+	logger := defaultLogger(opts.Logger).With("db", "state")
+	var onCommit func(int, int, time.Duration)
+	if f := opts.OnCommit; f != nil {
+		onCommit = func(_, txns int, d time.Duration) { f(txns, d) }
+	}
+	c := newCommitter(db, logger, onCommit)
+	// A failing Update undoes its own writes; a failed undo cannot be
+	// retried without calling other callers' functions twice, so it fails the
+	// whole batch instead.
+	c.rerun = false
+	return &StateDB{
+		db:     db,
+		dir:    filepath.Dir(path),
+		logger: logger,
+		c:      c,
+		shards: make(map[string]*ShardStore),
+	}, nil
+}
+
+// Close stops the committer (requests not yet committed fail with ErrClosed)
+// and closes the file. It blocks until every Snapshot has been released. It
+// is idempotent.
+func (d *StateDB) Close() error {
+	d.closeOnce.Do(func() {
+		d.c.close()
+		if err := d.db.Close(); err != nil {
+			d.closeErr = fmt.Errorf("storage: close state db: %w", err)
+		}
+	})
+	return d.closeErr
+}
+
+// Shard returns the store of shard id, creating its bucket if missing. Every
+// call for the same id returns the same *ShardStore.
+func (d *StateDB) Shard(id string) (*ShardStore, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.shards[id]; ok {
+		return s, nil
+	}
+	s := &ShardStore{d: d, id: id, name: []byte(shardPrefix + id)}
+	r := d.c.getRequest()
+	defer d.c.putRequest(r)
+	r.apply = func(tx *bolt.Tx) error { _, err := createShardBucket(tx, s.name); return err }
+	if err := d.c.do(r); err != nil {
+		return nil, fmt.Errorf("storage: open shard %q: %w", id, err)
+	}
+	d.shards[id] = s
+	return s, nil
+}
+
+func createShardBucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
+	b, err := tx.CreateBucketIfNotExists(name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.CreateBucketIfNotExists(bucketData); err != nil {
+		return nil, err
+	}
+	if _, err := b.CreateBucketIfNotExists(bucketSys); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// DropShard deletes shard id's bucket (data, sys and applied index).
+// ShardStore handles of the shard fail with ErrShardNotFound afterwards until
+// Shard(id) creates it again. Dropping a missing shard is not an error.
+func (d *StateDB) DropShard(id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	name := []byte(shardPrefix + id)
+	r := d.c.getRequest()
+	defer d.c.putRequest(r)
+	r.apply = func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
+		}
+		return nil
+	}
+	if err := d.c.do(r); err != nil {
+		return fmt.Errorf("storage: drop shard %q: %w", id, err)
+	}
+	delete(d.shards, id)
+	return nil
+}
+
+// Shards lists the shards stored in the file, in byte order.
+func (d *StateDB) Shards() ([]string, error) {
+	return listBuckets(d.db, shardPrefix)
+}
