@@ -26,13 +26,13 @@ type Config struct {
 	Replicas        uint32   // replicas per shard of a new cluster (flag --replicas)
 
 	// Raft tuning, shared by every group on the node.
-	HeartbeatTimeout  time.Duration
-	ElectionTimeout   time.Duration
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	CommitTimeout     time.Duration
-	SnapshotThreshold uint64
-	SnapshotInterval  time.Duration
-	TrailingLogs      uint64
+	CommitTimeout      time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
 
 	SessionTTL time.Duration // how long a write session's last result is remembered
 

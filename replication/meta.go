@@ -24,9 +24,9 @@ var metaMapKey = []byte("cluster-map")
 // compare-and-set on its epoch (kvpb.MetaCommand). It is durable in the
 // node's state store, like a shard.
 type metaFSM struct {
-	store  *storage.ShardStore
-	logger *slog.Logger
-	onMap  func(*ring.Map) // called from raft's apply goroutine after a new map commits; must not block long
+	store   *storage.ShardStore
+	logger  *slog.Logger
+	onMap   func(*ring.Map) // called from raft's apply goroutine after a new map commits; must not block long
 	onFatal func(error)
 
 	applied atomic.Uint64

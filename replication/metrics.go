@@ -28,7 +28,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	shard := []string{"shard"}
 	latency := prometheus.ExponentialBuckets(0.0001, 2, 16) // 100µs .. ~3.3s
-	sizes := prometheus.ExponentialBuckets(1, 2, 11)       // 1 .. 1024
+	sizes := prometheus.ExponentialBuckets(1, 2, 11)        // 1 .. 1024
 	m := &metrics{
 		proposals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ridgeline", Name: "proposals_total", Help: "Commands proposed to raft by this node as leader."}, shard),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -305,6 +306,9 @@ func (r *replica) status(leaderNode func(replicaID string) string) *kvpb.Replica
 		CommitIndex:  r.raft.CommitIndex(),
 		AppliedIndex: r.fsm.AppliedIndex(),
 		LastLogIndex: r.raft.LastIndex(),
+	}
+	if v, err := strconv.ParseUint(r.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
+		st.LastSnapshotIndex = v
 	}
 	if lc := r.raft.LastContact(); !lc.IsZero() && r.raft.State() != raft.Leader {
 		st.LastContactMs = time.Since(lc).Milliseconds()

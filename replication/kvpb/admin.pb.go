@@ -530,20 +530,21 @@ func (x *ClusterMapResponse) GetLeaders() map[uint32]string {
 }
 
 type ReplicaStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"` // meaningless when meta is set
-	Meta          bool                   `protobuf:"varint,2,opt,name=meta,proto3" json:"meta,omitempty"`
-	ReplicaId     string                 `protobuf:"bytes,3,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
-	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`                       // Leader, Follower, Candidate, Shutdown
-	LeaderId      string                 `protobuf:"bytes,5,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"` // leader node ID as this replica sees it
-	Term          uint64                 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
-	CommitIndex   uint64                 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,8,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	LastLogIndex  uint64                 `protobuf:"varint,9,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
-	LastContactMs int64                  `protobuf:"varint,10,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
-	Keys          uint64                 `protobuf:"varint,11,opt,name=keys,proto3" json:"keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Shard             uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"` // meaningless when meta is set
+	Meta              bool                   `protobuf:"varint,2,opt,name=meta,proto3" json:"meta,omitempty"`
+	ReplicaId         string                 `protobuf:"bytes,3,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	State             string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`                       // Leader, Follower, Candidate, Shutdown
+	LeaderId          string                 `protobuf:"bytes,5,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"` // leader node ID as this replica sees it
+	Term              uint64                 `protobuf:"varint,6,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex       uint64                 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex      uint64                 `protobuf:"varint,8,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastLogIndex      uint64                 `protobuf:"varint,9,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	LastContactMs     int64                  `protobuf:"varint,10,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
+	Keys              uint64                 `protobuf:"varint,11,opt,name=keys,proto3" json:"keys,omitempty"`
+	LastSnapshotIndex uint64                 `protobuf:"varint,12,opt,name=last_snapshot_index,json=lastSnapshotIndex,proto3" json:"last_snapshot_index,omitempty"` // newest snapshot taken or installed
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ReplicaStatus) Reset() {
@@ -649,6 +650,13 @@ func (x *ReplicaStatus) GetLastContactMs() int64 {
 func (x *ReplicaStatus) GetKeys() uint64 {
 	if x != nil {
 		return x.Keys
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetLastSnapshotIndex() uint64 {
+	if x != nil {
+		return x.LastSnapshotIndex
 	}
 	return 0
 }
@@ -798,7 +806,7 @@ const file_admin_proto_rawDesc = "" +
 	"\aleaders\x18\x02 \x03(\v2-.ridgeline.v1.ClusterMapResponse.LeadersEntryR\aleaders\x1a:\n" +
 	"\fLeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc9\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf9\x02\n" +
 	"\rReplicaStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
 	"\x04meta\x18\x02 \x01(\bR\x04meta\x12\x1d\n" +
@@ -812,7 +820,8 @@ const file_admin_proto_rawDesc = "" +
 	"\x0elast_log_index\x18\t \x01(\x04R\flastLogIndex\x12&\n" +
 	"\x0flast_contact_ms\x18\n" +
 	" \x01(\x03R\rlastContactMs\x12\x12\n" +
-	"\x04keys\x18\v \x01(\x04R\x04keys\"\x13\n" +
+	"\x04keys\x18\v \x01(\x04R\x04keys\x12.\n" +
+	"\x13last_snapshot_index\x18\f \x01(\x04R\x11lastSnapshotIndex\"\x13\n" +
 	"\x11NodeStatusRequest\"\xae\x01\n" +
 	"\x12NodeStatusResponse\x12*\n" +
 	"\x04node\x18\x01 \x01(\v2\x16.ridgeline.v1.NodeInfoR\x04node\x12\x14\n" +

@@ -156,3 +156,10 @@ func mustTransport(t testing.TB, m *Manager, id string) *Transport {
 }
 
 func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+func (m *Manager) hasConn(addr raft.ServerAddress) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	_, ok := m.conns[addr]
+	return ok
+}
