@@ -8,7 +8,7 @@ PKGS    := ./...
 # Packages whose tests run with the race detector in `make test`.
 TEST_TIMEOUT ?= 9m
 
-.PHONY: build test test-short run bench fuzz chaos lint verify proto clean
+.PHONY: build test test-short run bench fuzz chaos lint verify proto clean clean-run
 
 build:
 	@mkdir -p $(BIN)
@@ -46,6 +46,9 @@ proto:
 verify: lint
 	$(GO) mod tidy -diff
 	@cp -r replication/kvpb /tmp/kvpb.verify.$$$$ && $(MAKE) -s proto && diff -r /tmp/kvpb.verify.$$$$ replication/kvpb >/dev/null || { echo "generated code in replication/kvpb is stale: run make proto"; exit 1; }
+
+clean-run:
+	rm -rf .run
 
 clean:
 	rm -rf $(BIN)

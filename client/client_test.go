@@ -260,6 +260,16 @@ func TestClient_OutcomeUnknownAtDeadline(t *testing.T) {
 	if err := c.Put(ctx3, "k", []byte("v")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Put(no leader) = %v; want ErrUnavailable", err)
 	}
+	fc.SetHook(nil)
+	refused := callsOf(fc.Calls(), "Put")
+	if err := c.Put(t.Context(), "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	puts := callsOf(fc.Calls(), "Put")
+	last, prev := puts[len(puts)-1], refused[len(refused)-1]
+	if last.Session != prev.Session || last.Seq != prev.Seq {
+		t.Errorf("write after a refused one carried %d/%d; want the refused write's %d/%d", last.Session, last.Seq, prev.Session, prev.Seq)
+	}
 }
 
 func TestClient_WrongShardRefreshesMap(t *testing.T) {

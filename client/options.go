@@ -30,12 +30,20 @@ func Stale() Option {
 	return func(o *callOptions) { o.stale = true }
 }
 
+// applyOptions folds opts; without options it does not allocate.
 func applyOptions(opts []Option) callOptions {
-	var o callOptions
+	if len(opts) == 0 {
+		return callOptions{}
+	}
+	return applyOptionsSlow(opts)
+}
+
+func applyOptionsSlow(opts []Option) callOptions {
+	o := new(callOptions) // escapes: options are called indirectly
 	for _, f := range opts {
 		if f != nil {
-			f(&o)
+			f(o)
 		}
 	}
-	return o
+	return *o
 }

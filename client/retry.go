@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -135,7 +136,8 @@ func (c *Client) invoke(ctx context.Context, shard uint32, kind reqKind, fn atte
 			}
 			if kind != kindStaleRead {
 				if cur := sr.leader.Load(); cur == nil || cur.conn != t.conn {
-					sr.leader.Store(&t)
+					nt := t
+					sr.leader.Store(&nt)
 				}
 			}
 			return out, nil
@@ -165,7 +167,7 @@ func (c *Client) invoke(ctx context.Context, shard uint32, kind reqKind, fn atte
 				unknown = true
 			}
 		}
-		if c.log.Enabled(ctx, -4) {
+		if c.log.Enabled(ctx, slog.LevelDebug) {
 			c.log.Debug("client: attempt failed", "shard", shard, "node", t.nodeID, "addr", t.conn.addr, "code", st.Code(), "err", st.Message())
 		}
 

@@ -28,7 +28,8 @@ type fsmOptions struct {
 	// SessionTTL is how long an idle write session is remembered, in command
 	// time (see session.go); 0 means DefaultSessionTTL.
 	SessionTTL time.Duration
-	// Logger; nil means slog.Default().
+	// Logger, expected to carry the shard attribute already; nil means
+	// slog.Default().With("shard", Shard).
 	Logger *slog.Logger
 	// OnApplyBatch, if set, is called on raft's FSM goroutine after a batch
 	// was durably applied, with the number of entries applied (skipped
@@ -72,9 +73,9 @@ func newShardFSM(store *storage.ShardStore, opts fsmOptions) (*shardFSM, error) 
 		opts.SessionTTL = DefaultSessionTTL
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.Default().With("shard", opts.Shard)
 	}
-	f := &shardFSM{store: store, opts: opts, log: opts.Logger.With("shard", opts.Shard)}
+	f := &shardFSM{store: store, opts: opts, log: opts.Logger}
 	idx, err := store.AppliedIndex()
 	if err != nil {
 		return nil, fmt.Errorf("replication: shard %d: load applied index: %w", opts.Shard, err)

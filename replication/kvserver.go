@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
 	"github.com/ridgeline-kv/ridgeline/storage"
@@ -158,6 +159,9 @@ func (n *Node) write(ctx context.Context, key []byte, cmd *kvpb.Command) (*kvpb.
 	if !r.isLeader() { // cheap early answer with a hint, before encoding
 		return nil, shard, r, ErrNotLeader
 	}
+	// The leader's clock is the only one the state machine reads (session
+	// expiry), stamped into the command so every replica sees the same time.
+	cmd.NowUnixNano = time.Now().UnixNano()
 	data, err := encodeCommand(cmd)
 	if err != nil {
 		return nil, shard, r, fmt.Errorf("%w: %v", ErrInvalidArgument, err)

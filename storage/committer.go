@@ -122,6 +122,16 @@ func (c *committer) run() {
 	var held *request // a solo request that must start the next batch
 	for {
 		batch = batch[:0]
+		select { // once closed, queued requests fail rather than commit
+		case <-c.stop:
+			if held != nil {
+				held.err = ErrClosed
+				held.done <- struct{}{}
+			}
+			c.drain()
+			return
+		default:
+		}
 		if held != nil {
 			batch = append(batch, held)
 			held = nil

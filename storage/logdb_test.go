@@ -299,3 +299,44 @@ func TestLogDB_FailureIsolation(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestLogStore_DeleteRangeEdges covers ranges raft never issues, which
+// hashicorp/raft's in-memory store gets wrong.
+func TestLogStore_DeleteRangeEdges(t *testing.T) {
+	tests := []struct {
+		name        string
+		min, max    uint64
+		first, last uint64
+	}{
+		{"superset", 0, 1 << 62, 0, 0},
+		{"outside", 200, 300, 1, 100},
+		{"middle", 40, 60, 1, 100},
+	}
+	open := groupOpener(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := open(t)
+			var ls []*raft.Log
+			for i := uint64(1); i <= 100; i++ {
+				ls = append(ls, &raft.Log{Index: i, Term: 1})
+			}
+			if err := g.StoreLogs(ls); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.DeleteRange(tt.min, tt.max); err != nil {
+				t.Fatal(err)
+			}
+			first, _ := g.FirstIndex()
+			last, _ := g.LastIndex()
+			if first != tt.first || last != tt.last {
+				t.Fatalf("FirstIndex, LastIndex = %d, %d; want %d, %d", first, last, tt.first, tt.last)
+			}
+			for i := uint64(1); i <= 100; i++ {
+				err := g.GetLog(i, &raft.Log{})
+				if gone := i >= tt.min && i <= tt.max; gone != errors.Is(err, raft.ErrLogNotFound) {
+					t.Fatalf("GetLog(%d) = %v; deleted: %v", i, err, gone)
+				}
+			}
+		})
+	}
+}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/binary"
+	"hash/fnv"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -75,8 +77,19 @@ func TestZipfian_MatchesZetaAndSkews(t *testing.T) {
 }
 
 func TestFNVHash64_MatchesYCSB(t *testing.T) {
-	// Values from YCSB's Utils.fnvhash64.
-	if got := fnvHash64(0); got != 5238470482016868669 {
-		t.Errorf("fnvHash64(0) = %d", got)
+	// YCSB hashes the value's 8 bytes, low byte first, with FNV-1a and
+	// takes Math.abs of the signed result.
+	for _, v := range []uint64{0, 1, 42, 1 << 40, 9_999_999_999} {
+		h := fnv.New64a()
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], v)
+		h.Write(b[:])
+		want := int64(h.Sum64())
+		if want < 0 {
+			want = -want
+		}
+		if got := fnvHash64(v); got != uint64(want) {
+			t.Errorf("fnvHash64(%d) = %d; want %d", v, got, want)
+		}
 	}
 }

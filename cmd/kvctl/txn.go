@@ -56,7 +56,7 @@ type scriptOp struct {
 func parseTxnScript(r io.Reader) (*txnScript, error) {
 	var s txnScript
 	block, lineNo := 0, 0
-	sawLine := false
+	ended := false // a blank line ended the failure block
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 2<<20)
 	for sc.Scan() {
@@ -66,16 +66,16 @@ func parseTxnScript(r io.Reader) (*txnScript, error) {
 			continue
 		}
 		if line == "" {
-			if sawLine || block > 0 {
+			if block < 2 {
 				block++
-				sawLine = false
-			}
-			if block > 2 {
-				return nil, usagef("txn line %d: more than three blocks; separate compares, success ops and failure ops by single blank lines", lineNo)
+			} else if len(s.els) > 0 {
+				ended = true
 			}
 			continue
 		}
-		sawLine = true
+		if ended {
+			return nil, usagef("txn line %d: more than three blocks; separate compares, success ops and failure ops by single blank lines", lineNo)
+		}
 		var err error
 		switch block {
 		case 0:

@@ -47,11 +47,16 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// startNode starts a node listening on ip:0. cfg.LocalAddr is set to the
-// listener's address. The node is stopped at cleanup.
+// startNode starts a node listening on ip:0 (or on ip if it is "ip:port").
+// cfg.LocalAddr is set to the listener's address. The node is stopped at
+// cleanup.
 func startNode(t testing.TB, ip string, cfg Config, srvOpts ...grpc.ServerOption) *testNode {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	addr := ip
+	if _, _, err := net.SplitHostPort(ip); err != nil {
+		addr = net.JoinHostPort(ip, "0")
+	}
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen on %s: %v", ip, err)
 	}

@@ -3,8 +3,8 @@ package transport
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 

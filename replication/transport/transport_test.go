@@ -542,3 +542,31 @@ func TestPipeline_Errors(t *testing.T) {
 		})
 	}
 }
+
+func TestManager_ReconnectsAfterPeerRestart(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{RPCTimeout: time.Second})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	serve(t, mustTransport(t, b.mgr, "1/b/1"), okHandler)
+	vote := func() error {
+		return ta.RequestVote("1/b/1", raft.ServerAddress(b.addr), &raft.RequestVoteRequest{Term: 1}, new(raft.RequestVoteResponse))
+	}
+	if err := vote(); err != nil {
+		t.Fatal(err)
+	}
+	b.stop()
+	// Let the connection fail a few times so gRPC's reconnect backoff grows.
+	for range 5 {
+		if err := vote(); status.Code(err) != codes.Unavailable {
+			t.Fatalf("RequestVote to a stopped node = %v, want Unavailable", err)
+		}
+	}
+	b2 := startNode(t, b.addr, Config{})
+	serve(t, mustTransport(t, b2.mgr, "1/b/1"), okHandler)
+	start := time.Now()
+	waitFor(t, 5*time.Second, "the restarted peer to be reachable", func() bool { return vote() == nil })
+	t.Logf("reconnected %v after the restart", time.Since(start).Round(time.Millisecond))
+	if got := a.mgr.Stats().Conns; got != 1 {
+		t.Errorf("pool holds %d connections after the restart, want 1", got)
+	}
+}
