@@ -34,6 +34,10 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 
+	// GroupCommitLinger: under load, how long a storage commit waits for
+	// more requests to share its fsync (0 disables).
+	GroupCommitLinger time.Duration
+
 	SessionTTL time.Duration // how long a write session's last result is remembered
 
 	// GossipFast shortens gossip intervals (tests).
@@ -54,11 +58,12 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      20 * time.Millisecond,
+		CommitTimeout:      200 * time.Millisecond,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   120 * time.Second,
 		TrailingLogs:       10240,
 		SessionTTL:         DefaultSessionTTL,
+		GroupCommitLinger:  time.Millisecond,
 	}
 }
 
@@ -115,6 +120,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotInterval < 5*time.Millisecond {
 		bad("SnapshotInterval", c.SnapshotInterval, "must be ≥ 5ms")
+	}
+	if c.GroupCommitLinger < 0 || c.GroupCommitLinger > 100*time.Millisecond {
+		bad("GroupCommitLinger", c.GroupCommitLinger, "must be 0..100ms")
 	}
 	if c.SessionTTL < time.Second {
 		bad("SessionTTL", c.SessionTTL, "must be ≥ 1s")

@@ -85,17 +85,15 @@ func withDetail(c codes.Code, msg string, detail proto.Message) error {
 // limitRequestSize rejects KV requests over MaxRequestBytes before they are
 // handled. The server's transport limit is higher because raft messages
 // share the server.
+//
+// Only a Txn can exceed the limit once validated (a Put is at most a 4 KiB
+// key and a 512 KiB value), so only a Txn pays for measuring its size.
 func limitRequestSize(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if m, ok := req.(proto.Message); ok && len(info.FullMethod) > 0 && isKVMethod(info.FullMethod) {
+	if m, ok := req.(*kvpb.TxnRequest); ok {
 		if sz := proto.Size(m); sz > MaxRequestBytes {
 			return nil, status.Errorf(codes.ResourceExhausted,
 				"request is %d bytes; a request may be at most %d bytes (1.5 MiB): split it into smaller requests", sz, MaxRequestBytes)
 		}
 	}
 	return handler(ctx, req)
-}
-
-func isKVMethod(full string) bool {
-	const prefix = "/" + "ridgeline.v1.KV/"
-	return len(full) > len(prefix) && full[:len(prefix)] == prefix
 }

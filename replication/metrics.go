@@ -18,10 +18,8 @@ type metrics struct {
 	commitLatency  *prometheus.HistogramVec
 	readBatch      *prometheus.HistogramVec
 	isLeader       *prometheus.GaugeVec
-	logFsync       prometheus.Histogram
-	logCommitSize  prometheus.Histogram
-	stateFsync     prometheus.Histogram
-	stateCommit    prometheus.Histogram
+	commitSeconds  prometheus.Histogram
+	commitTxns     prometheus.Histogram
 	mapEpoch       prometheus.Gauge
 }
 
@@ -46,20 +44,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ridgeline", Name: "read_index_batch_size", Help: "Linearizable reads served per leadership confirmation.", Buckets: sizes}, shard),
 		isLeader: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ridgeline", Name: "is_leader", Help: "1 if this node's replica leads the group."}, shard),
-		logFsync: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "ridgeline", Name: "raft_log_fsync_seconds", Help: "Raft log commit (write + fsync) latency.", Buckets: latency}),
-		logCommitSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "ridgeline", Name: "raft_log_group_commit_txns", Help: "Raft log requests coalesced per fsync (group commit across shards).", Buckets: sizes}),
-		stateFsync: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "ridgeline", Name: "state_fsync_seconds", Help: "State store commit (write + fsync) latency.", Buckets: latency}),
-		stateCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "ridgeline", Name: "state_group_commit_txns", Help: "State store updates coalesced per fsync.", Buckets: sizes}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "ridgeline", Name: "storage_commit_seconds", Help: "Storage group commit (write + fsync) latency: raft log appends and state applies of every shard share it.", Buckets: latency}),
+		commitTxns: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "ridgeline", Name: "storage_group_commit_txns", Help: "Storage requests (log appends, truncations, applies) coalesced per commit and fsync.", Buckets: sizes}),
 		mapEpoch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "ridgeline", Name: "cluster_map_epoch", Help: "Epoch of the cluster map this node knows."}),
 	}
 	reg.MustRegister(m.proposals, m.proposalErrors, m.applies, m.applyBatch, m.leaderChanges,
-		m.commitLatency, m.readBatch, m.isLeader, m.logFsync, m.logCommitSize, m.stateFsync,
-		m.stateCommit, m.mapEpoch)
+		m.commitLatency, m.readBatch, m.isLeader, m.commitSeconds, m.commitTxns, m.mapEpoch)
 	return m
 }
 

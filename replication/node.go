@@ -29,6 +29,7 @@ import (
 type Node struct {
 	cfg     Config
 	logger  *slog.Logger
+	store   *storage.DB // one file: raft logs and state, one group committer
 	logDB   *storage.LogDB
 	stateDB *storage.StateDB
 	local   *storage.ShardStore // node-local state: the last map learned
@@ -120,27 +121,18 @@ func NewNode(cfg Config) (*Node, error) {
 		stop:     make(chan struct{}),
 		fatal:    make(chan error, 1),
 	}
-	n.logDB, err = storage.OpenLogDB(filepath.Join(cfg.DataDir, "raft.db"), storage.LogDBOptions{
-		Logger: logger,
-		OnCommit: func(entries, txns int, fsync time.Duration) {
-			n.metrics.logFsync.Observe(fsync.Seconds())
-			n.metrics.logCommitSize.Observe(float64(txns))
+	n.store, err = storage.Open(filepath.Join(cfg.DataDir, "ridgeline.db"), storage.Options{
+		Logger:            logger,
+		GroupCommitLinger: cfg.GroupCommitLinger,
+		OnCommit: func(entries, txns int, d time.Duration) {
+			n.metrics.commitSeconds.Observe(d.Seconds())
+			n.metrics.commitTxns.Observe(float64(txns))
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("replication: open raft log: %w", err)
+		return nil, fmt.Errorf("replication: open storage: %w", err)
 	}
-	n.stateDB, err = storage.OpenStateDB(filepath.Join(cfg.DataDir, "state.db"), storage.StateDBOptions{
-		Logger: logger,
-		OnCommit: func(txns int, fsync time.Duration) {
-			n.metrics.stateFsync.Observe(fsync.Seconds())
-			n.metrics.stateCommit.Observe(float64(txns))
-		},
-	})
-	if err != nil {
-		n.logDB.Close()
-		return nil, fmt.Errorf("replication: open state store: %w", err)
-	}
+	n.logDB, n.stateDB = n.store.Logs(), n.store.State()
 	if n.local, err = n.stateDB.Shard("node"); err == nil {
 		err = n.local.View(func(tx *storage.Tx) error {
 			m, err := decodeMap(tx.SysGet(metaMapKey))
@@ -446,14 +438,10 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) closeStores() error {
-	var errs []error
-	if n.stateDB != nil {
-		errs = append(errs, n.stateDB.Close())
+	if n.store == nil {
+		return nil
 	}
-	if n.logDB != nil {
-		errs = append(errs, n.logDB.Close())
-	}
-	return errors.Join(errs...)
+	return n.store.Close()
 }
 
 // replicaForShard returns the local replica of shard, or ErrWrongShard.

@@ -131,9 +131,10 @@ func parseBindAddr(addr string) (net.IP, int, error) {
 // hashicorp/memberlist. Gossip is discovery and failure hints only; the
 // cluster map is the authority. Its methods are safe for concurrent use.
 type Membership struct {
-	cfg    MembershipConfig
-	logger *slog.Logger
-	ml     *memberlist.Memberlist
+	cfg       MembershipConfig
+	logger    *slog.Logger
+	ml        *memberlist.Memberlist
+	localAddr string // advertised gossip address, fixed at start
 
 	joinMu  sync.Mutex  // serialises Join so refusals can be attributed
 	lifeMu  sync.Mutex  // serialises Leave and Shutdown
@@ -215,6 +216,7 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 		return nil, fmt.Errorf("ring: start gossip on %s: %w", cfg.BindAddr, err)
 	}
 	m.ml = ml
+	m.localAddr = ml.LocalNode().Address() // before anything can call UpdateNode
 	return m, nil
 }
 
@@ -281,8 +283,11 @@ func (m *Membership) Members() []Member {
 
 // LocalGossipAddr returns the "ip:port" this node advertises for gossip; with
 // port 0 in BindAddr it carries the port actually bound.
+//
+// The address is read once at start: memberlist's LocalNode returns a node
+// that UpdateNode rewrites concurrently, so reading it later would race.
 func (m *Membership) LocalGossipAddr() string {
-	return m.ml.LocalNode().Address()
+	return m.localAddr
 }
 
 // UpdateMeta re-reads cfg.Meta and gossips it, blocking until the update has

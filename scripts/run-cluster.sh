@@ -12,6 +12,7 @@ BASE_GRPC=${BASE_GRPC:-7001}
 BASE_GOSSIP=${BASE_GOSSIP:-7946}
 BASE_HTTP=${BASE_HTTP:-8001}
 SHARDS=${SHARDS:-32}
+# KVNODE_FLAGS: extra kvnode flags for every node, e.g. "--group-commit-linger 2ms"
 
 for i in $(seq 0 $((NODES - 1))); do
   for port in $((BASE_GRPC + i)) $((BASE_GOSSIP + i)) $((BASE_HTTP + i)); do
@@ -45,7 +46,7 @@ for i in $(seq 0 $((NODES - 1))); do
   bin/kvnode --id "$id" --data-dir "$RUN_DIR/$id" \
     --addr "127.0.0.1:$((BASE_GRPC + i))" --gossip-addr "127.0.0.1:$((BASE_GOSSIP + i))" \
     --http-addr "127.0.0.1:$((BASE_HTTP + i))" --join "$join" \
-    --bootstrap-expect "$NODES" --shards "$SHARDS" >"$RUN_DIR/logs/$id.log" 2>&1 &
+    --bootstrap-expect "$NODES" --shards "$SHARDS" ${KVNODE_FLAGS:-} >"$RUN_DIR/logs/$id.log" 2>&1 &
   pids+=($!)
   printf '%-3s grpc 127.0.0.1:%-5d gossip 127.0.0.1:%-5d http http://127.0.0.1:%d  log %s\n' \
     "$id" $((BASE_GRPC + i)) $((BASE_GOSSIP + i)) $((BASE_HTTP + i)) "$RUN_DIR/logs/$id.log"

@@ -20,12 +20,14 @@
 //   - A shard's data and its applied index are written in the same transaction.
 //   - After Close, every call fails with ErrClosed.
 //
-// On-disk layout of the state store, per shard bucket "shard/<id>":
-// sub-bucket "data" (key -> 8-byte big-endian version || value bytes),
-// sub-bucket "sys" (opaque key -> value), and the keys "applied" and "keys"
-// (8-byte big-endian applied index and data key count).
+// On-disk layout of the state store, per shard: top-level buckets
+// "data/<id>" (key -> 8-byte big-endian version || value bytes) and
+// "sys/<id>" (opaque key -> value), plus the keys "applied/<id>" and
+// "keys/<id>" (8-byte big-endian applied index and data key count) in the
+// shared bucket "meta". Buckets are kept flat so that a group commit dirties
+// about one page per shard.
 //
-// On-disk layout of the log store, per group bucket "group/<id>": sub-bucket
-// "log" (8-byte big-endian index -> encoded raft.Log, see codec.go) and
-// sub-bucket "stable" (raft.StableStore keys).
+// On-disk layout of the log store, per group two top-level buckets: "log/<id>"
+// (8-byte big-endian index -> encoded raft.Log, see codec.go) and
+// "stable/<id>" (raft.StableStore keys).
 package storage

@@ -12,14 +12,13 @@ import (
 )
 
 const (
-	groupPrefix   = "group/"
+	// Each group has two top-level buckets (flat, so that appending to a
+	// group's log dirties as few pages as possible): its log and its stable
+	// store.
+	logPrefix     = "log/"
+	stablePrefix  = "stable/"
 	logMmapSize   = 256 << 20
 	stateMmapSize = 1 << 30
-)
-
-var (
-	bucketLog    = []byte("log")
-	bucketStable = []byte("stable")
 )
 
 // LogDBOptions configures OpenLogDB. The zero value is valid.
@@ -33,6 +32,8 @@ type LogDBOptions struct {
 	// commit (write + fsync). It runs on the committer goroutine and must not
 	// block.
 	OnCommit func(entries int, txns int, fsync time.Duration)
+	// GroupCommitLinger: see Options.
+	GroupCommitLinger time.Duration
 }
 
 // LogDB is the node-wide raft log and stable store: one bbolt file holding a
@@ -45,6 +46,9 @@ type LogDB struct {
 
 	mu     sync.Mutex // guards groups
 	groups map[string]*LogStore
+
+	// shared: the file and committer belong to a DB (Open), which closes them.
+	shared bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -68,6 +72,7 @@ func OpenLogDB(path string, opts LogDBOptions) (*LogDB, error) {
 		c:      newCommitter(db, logger, onCommit),
 		groups: make(map[string]*LogStore),
 	}
+	d.c.linger = opts.GroupCommitLinger
 	return d, nil
 }
 
@@ -75,6 +80,9 @@ func OpenLogDB(path string, opts LogDBOptions) (*LogDB, error) {
 // and closes the file. It blocks until open read transactions finish. It is
 // idempotent.
 func (d *LogDB) Close() error {
+	if d.shared {
+		return nil
+	}
 	d.closeOnce.Do(func() {
 		d.c.close()
 		if err := d.db.Close(); err != nil {
@@ -95,19 +103,15 @@ func (d *LogDB) Group(id string) (*LogStore, error) {
 	if s, ok := d.groups[id]; ok {
 		return s, nil
 	}
-	s := &LogStore{d: d, id: id, name: []byte(groupPrefix + id)}
+	s := &LogStore{d: d, id: id, name: []byte(logPrefix + id), stable: []byte(stablePrefix + id)}
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(s.name)
+		lb, err := tx.CreateBucketIfNotExists(s.name)
 		if err != nil {
 			return err
 		}
-		lb, err := b.CreateBucketIfNotExists(bucketLog)
-		if err != nil {
-			return err
-		}
-		if _, err := b.CreateBucketIfNotExists(bucketStable); err != nil {
+		if _, err := tx.CreateBucketIfNotExists(s.stable); err != nil {
 			return err
 		}
 		s.first, s.last = bounds(lb)
@@ -129,12 +133,13 @@ func (d *LogDB) DropGroup(id string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	name := []byte(groupPrefix + id)
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-			return err
+		for _, name := range []string{logPrefix + id, stablePrefix + id} {
+			if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return err
+			}
 		}
 		return nil
 	}
@@ -150,7 +155,7 @@ func (d *LogDB) DropGroup(id string) error {
 
 // Groups lists the raft groups stored in the file, in byte order.
 func (d *LogDB) Groups() ([]string, error) {
-	return listBuckets(d.db, groupPrefix)
+	return listBuckets(d.db, logPrefix)
 }
 
 // bounds returns the first and last index in log bucket lb (0, 0 if empty).

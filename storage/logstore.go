@@ -24,9 +24,10 @@ var (
 // The first and last index are cached in memory and updated after each
 // commit, so FirstIndex and LastIndex do not touch the file.
 type LogStore struct {
-	d    *LogDB
-	id   string
-	name []byte
+	d      *LogDB
+	id     string
+	name   []byte // log bucket
+	stable []byte // stable-store bucket
 
 	mu          sync.Mutex // guards first, last
 	first, last uint64
@@ -62,8 +63,8 @@ func (s *LogStore) setBounds(first, last uint64) {
 	s.mu.Unlock()
 }
 
-// readTx begins a read transaction and returns the group's bucket.
-func (s *LogStore) readTx() (*bolt.Tx, *bolt.Bucket, error) {
+// readTx begins a read transaction and returns the group's bucket name.
+func (s *LogStore) readTx(name []byte) (*bolt.Tx, *bolt.Bucket, error) {
 	if s.dropped.Load() {
 		return nil, nil, ErrGroupNotFound
 	}
@@ -71,7 +72,7 @@ func (s *LogStore) readTx() (*bolt.Tx, *bolt.Bucket, error) {
 	if err != nil {
 		return nil, nil, mapBoltErr(err)
 	}
-	b := tx.Bucket(s.name)
+	b := tx.Bucket(name)
 	if b == nil {
 		_ = tx.Rollback()
 		return nil, nil, ErrGroupNotFound
@@ -82,14 +83,14 @@ func (s *LogStore) readTx() (*bolt.Tx, *bolt.Bucket, error) {
 // GetLog reads the entry at index into log; raft.ErrLogNotFound if absent.
 // The returned entry does not alias storage memory.
 func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
-	tx, b, err := s.readTx()
+	tx, b, err := s.readTx(s.name)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], index)
-	v := b.Bucket(bucketLog).Get(k[:])
+	v := b.Get(k[:])
 	if v == nil {
 		return raft.ErrLogNotFound
 	}
@@ -127,11 +128,10 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	defer s.d.c.putRequest(r)
 	r.entries = len(logs)
 	r.apply = func(tx *bolt.Tx) error {
-		b := tx.Bucket(s.name)
-		if b == nil {
+		lb := tx.Bucket(s.name)
+		if lb == nil {
 			return &cleanError{ErrGroupNotFound}
 		}
-		lb := b.Bucket(bucketLog)
 		lb.FillPercent = 1.0 // append-mostly: pack pages full
 		var k [8]byte
 		for i, l := range logs {
@@ -159,11 +159,10 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	r := s.d.c.getRequest()
 	defer s.d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {
-		b := tx.Bucket(s.name)
-		if b == nil {
+		lb := tx.Bucket(s.name)
+		if lb == nil {
 			return &cleanError{ErrGroupNotFound}
 		}
-		lb := b.Bucket(bucketLog)
 		c := lb.Cursor()
 		var minKey [8]byte
 		binary.BigEndian.PutUint64(minKey[:], min)
@@ -192,11 +191,11 @@ func (s *LogStore) Set(key, val []byte) error {
 	r := s.d.c.getRequest()
 	defer s.d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {
-		b := tx.Bucket(s.name)
+		b := tx.Bucket(s.stable)
 		if b == nil {
 			return &cleanError{ErrGroupNotFound}
 		}
-		if err := b.Bucket(bucketStable).Put(key, val); err != nil {
+		if err := b.Put(key, val); err != nil {
 			return fmt.Errorf("storage: set stable key %q of group %q: %w", key, s.id, err)
 		}
 		return nil
@@ -208,13 +207,13 @@ func (s *LogStore) Set(key, val []byte) error {
 // whose message is "not found" (as hashicorp/raft requires) and that matches
 // ErrKeyNotFound.
 func (s *LogStore) Get(key []byte) ([]byte, error) {
-	tx, b, err := s.readTx()
+	tx, b, err := s.readTx(s.stable)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
 	// A cursor tells a missing key from an empty value.
-	k, v := b.Bucket(bucketStable).Cursor().Seek(key)
+	k, v := b.Cursor().Seek(key)
 	if k == nil || !bytes.Equal(k, key) {
 		return nil, errStableNotFound
 	}

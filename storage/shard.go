@@ -1,19 +1,74 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"hash/crc64"
 	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ShardStore is one shard's bucket in a StateDB. It is safe for concurrent
 // use.
 type ShardStore struct {
-	d    *StateDB
-	id   string
-	name []byte
+	d          *StateDB
+	id         string
+	dataName   []byte // bucket
+	sysName    []byte // bucket
+	appliedKey []byte // in bucketMeta
+	keysKey    []byte // in bucketMeta
+}
+
+func newShardStore(d *StateDB, id string) *ShardStore {
+	return &ShardStore{
+		d: d, id: id,
+		dataName:   []byte(dataPrefix + id),
+		sysName:    []byte(sysPrefix + id),
+		appliedKey: []byte("applied/" + id),
+		keysKey:    []byte("keys/" + id),
+	}
+}
+
+// shardBuckets are one shard's buckets within one bbolt transaction.
+type shardBuckets struct {
+	data, sys, meta *bolt.Bucket
+}
+
+// buckets returns the shard's buckets in tx, ok false if the shard does not
+// exist.
+func (s *ShardStore) buckets(tx *bolt.Tx) (b shardBuckets, ok bool) {
+	b = shardBuckets{data: tx.Bucket(s.dataName), sys: tx.Bucket(s.sysName), meta: tx.Bucket(bucketMeta)}
+	return b, b.data != nil && b.sys != nil && b.meta != nil
+}
+
+// create creates the shard's buckets if missing.
+func (s *ShardStore) create(tx *bolt.Tx) (b shardBuckets, err error) {
+	if b.data, err = tx.CreateBucketIfNotExists(s.dataName); err != nil {
+		return b, err
+	}
+	if b.sys, err = tx.CreateBucketIfNotExists(s.sysName); err != nil {
+		return b, err
+	}
+	b.meta, err = tx.CreateBucketIfNotExists(bucketMeta)
+	return b, err
+}
+
+// drop deletes the shard's buckets and meta keys; a missing shard is fine.
+func (s *ShardStore) drop(tx *bolt.Tx) error {
+	for _, name := range [][]byte{s.dataName, s.sysName} {
+		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
+		}
+	}
+	if m := tx.Bucket(bucketMeta); m != nil {
+		if err := m.Delete(s.appliedKey); err != nil {
+			return err
+		}
+		return m.Delete(s.keysKey)
+	}
+	return nil
 }
 
 // ID returns the shard ID.
@@ -55,8 +110,8 @@ func (s *ShardStore) Update(fn func(tx *Tx) error) error {
 	r := s.d.c.getRequest()
 	defer s.d.c.putRequest(r)
 	r.apply = func(btx *bolt.Tx) error {
-		b := btx.Bucket(s.name)
-		if b == nil {
+		b, ok := s.buckets(btx)
+		if !ok {
 			return &cleanError{ErrShardNotFound}
 		}
 		t := newTx(s, b, true)
@@ -92,8 +147,8 @@ func (s *ShardStore) View(fn func(tx *Tx) error) error {
 		return mapBoltErr(err)
 	}
 	defer func() { _ = btx.Rollback() }()
-	b := btx.Bucket(s.name)
-	if b == nil {
+	b, ok := s.buckets(btx)
+	if !ok {
 		return ErrShardNotFound
 	}
 	t := newTx(s, b, false)

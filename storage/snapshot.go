@@ -45,7 +45,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type Snapshot struct {
 	s     *ShardStore
 	tx    *bolt.Tx
-	b     *bolt.Bucket
+	b     shardBuckets
 	index uint64
 	keys  uint64
 	once  sync.Once
@@ -60,8 +60,8 @@ func (s *ShardStore) Snapshot() (*Snapshot, error) {
 	if err != nil {
 		return nil, mapBoltErr(err)
 	}
-	b := btx.Bucket(s.name)
-	if b == nil {
+	b, ok := s.buckets(btx)
+	if !ok {
 		_ = btx.Rollback()
 		return nil, ErrShardNotFound
 	}
@@ -135,7 +135,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		return cw.n, err
 	}
 	var n uint64
-	err := sn.b.Bucket(bucketData).ForEach(func(k, v []byte) error {
+	err := sn.b.data.ForEach(func(k, v []byte) error {
 		n++
 		return cw.record(recData, k, v)
 	})
@@ -145,7 +145,7 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if n != sn.keys {
 		return cw.n, fmt.Errorf("%w: shard %q key counter is %d but %d keys are stored", ErrCorrupt, sn.s.id, sn.keys, n)
 	}
-	if err := sn.b.Bucket(bucketSys).ForEach(func(k, v []byte) error { return cw.record(recSys, k, v) }); err != nil {
+	if err := sn.b.sys.ForEach(func(k, v []byte) error { return cw.record(recSys, k, v) }); err != nil {
 		return cw.n, err
 	}
 	if _, err := cw.Write([]byte{recEnd}); err != nil {
@@ -306,14 +306,14 @@ func (s *ShardStore) Restore(r io.Reader) (index uint64, err error) {
 	defer s.d.c.putRequest(req)
 	req.solo = true
 	req.apply = func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(s.name); err != nil && tx.Bucket(s.name) != nil {
+		if err := s.drop(tx); err != nil {
 			return err
 		}
-		b, err := createShardBucket(tx, s.name)
+		b, err := s.create(tx)
 		if err != nil {
 			return err
 		}
-		data, sys := b.Bucket(bucketData), b.Bucket(bucketSys)
+		data, sys := b.data, b.sys
 		data.FillPercent, sys.FillPercent = 1.0, 1.0 // sorted bulk load
 		applied, keys, err := readSnapshot(f, func(kind byte, k, v []byte) error {
 			dst := data
@@ -326,10 +326,10 @@ func (s *ShardStore) Restore(r io.Reader) (index uint64, err error) {
 		if err != nil {
 			return err
 		}
-		if err := b.Put(keyApplied, uint64Key(applied)); err != nil {
+		if err := b.meta.Put(s.appliedKey, uint64Key(applied)); err != nil {
 			return err
 		}
-		if err := b.Put(keyKeys, uint64Key(keys)); err != nil {
+		if err := b.meta.Put(s.keysKey, uint64Key(keys)); err != nil {
 			return err
 		}
 		index = applied

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -9,17 +8,19 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
-const shardPrefix = "shard/"
-
-var (
-	bucketData = []byte("data")
-	bucketSys  = []byte("sys")
-	keyApplied = []byte("applied")
-	keyKeys    = []byte("keys")
+// Layout: each shard has two top-level buckets, "data/<id>" and
+// "sys/<id>"; the applied index and key counter of every shard live in the
+// shared top-level bucket "meta" under "applied/<id>" and "keys/<id>". Flat
+// buckets and a shared meta page keep the pages a group commit dirties close
+// to one per shard.
+const (
+	dataPrefix = "data/"
+	sysPrefix  = "sys/"
 )
+
+var bucketMeta = []byte("meta")
 
 // StateDBOptions configures OpenStateDB. The zero value is valid.
 type StateDBOptions struct {
@@ -31,6 +32,8 @@ type StateDBOptions struct {
 	// the duration of the commit (write + fsync). It runs on the committer
 	// goroutine and must not block.
 	OnCommit func(txns int, fsync time.Duration)
+	// GroupCommitLinger: see Options.
+	GroupCommitLinger time.Duration
 }
 
 // StateDB is the node-wide replicated state store: one bbolt file with a
@@ -44,6 +47,9 @@ type StateDB struct {
 
 	mu     sync.Mutex // guards shards
 	shards map[string]*ShardStore
+
+	// shared: the file and committer belong to a DB (Open), which closes them.
+	shared bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -66,6 +72,7 @@ func OpenStateDB(path string, opts StateDBOptions) (*StateDB, error) {
 	// retried without calling other callers' functions twice, so it fails the
 	// whole batch instead.
 	c.rerun = false
+	c.linger = opts.GroupCommitLinger
 	return &StateDB{
 		db:     db,
 		dir:    filepath.Dir(path),
@@ -79,6 +86,9 @@ func OpenStateDB(path string, opts StateDBOptions) (*StateDB, error) {
 // and closes the file. It blocks until every Snapshot has been released. It
 // is idempotent.
 func (d *StateDB) Close() error {
+	if d.shared {
+		return nil
+	}
 	d.closeOnce.Do(func() {
 		d.c.close()
 		if err := d.db.Close(); err != nil {
@@ -99,29 +109,15 @@ func (d *StateDB) Shard(id string) (*ShardStore, error) {
 	if s, ok := d.shards[id]; ok {
 		return s, nil
 	}
-	s := &ShardStore{d: d, id: id, name: []byte(shardPrefix + id)}
+	s := newShardStore(d, id)
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
-	r.apply = func(tx *bolt.Tx) error { _, err := createShardBucket(tx, s.name); return err }
+	r.apply = func(tx *bolt.Tx) error { _, err := s.create(tx); return err }
 	if err := d.c.do(r); err != nil {
 		return nil, fmt.Errorf("storage: open shard %q: %w", id, err)
 	}
 	d.shards[id] = s
 	return s, nil
-}
-
-func createShardBucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
-	b, err := tx.CreateBucketIfNotExists(name)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := b.CreateBucketIfNotExists(bucketData); err != nil {
-		return nil, err
-	}
-	if _, err := b.CreateBucketIfNotExists(bucketSys); err != nil {
-		return nil, err
-	}
-	return b, nil
 }
 
 // DropShard deletes shard id's bucket (data, sys and applied index).
@@ -133,15 +129,10 @@ func (d *StateDB) DropShard(id string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	name := []byte(shardPrefix + id)
+	s := newShardStore(d, id)
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
-	r.apply = func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-			return err
-		}
-		return nil
-	}
+	r.apply = func(tx *bolt.Tx) error { return s.drop(tx) }
 	if err := d.c.do(r); err != nil {
 		return fmt.Errorf("storage: drop shard %q: %w", id, err)
 	}
@@ -151,5 +142,5 @@ func (d *StateDB) DropShard(id string) error {
 
 // Shards lists the shards stored in the file, in byte order.
 func (d *StateDB) Shards() ([]string, error) {
-	return listBuckets(d.db, shardPrefix)
+	return listBuckets(d.db, dataPrefix)
 }

@@ -34,7 +34,7 @@ type ScanOptions struct {
 // value bytes.
 type Tx struct {
 	s        *ShardStore
-	b        *bolt.Bucket // the shard bucket
+	meta     *bolt.Bucket // holds applied index and key counter
 	data     *bolt.Bucket
 	sys      *bolt.Bucket
 	writable bool
@@ -58,8 +58,8 @@ type undoRec struct {
 	old     []byte
 }
 
-func newTx(s *ShardStore, b *bolt.Bucket, writable bool) *Tx {
-	return &Tx{s: s, b: b, data: b.Bucket(bucketData), sys: b.Bucket(bucketSys), writable: writable}
+func newTx(s *ShardStore, b shardBuckets, writable bool) *Tx {
+	return &Tx{s: s, meta: b.meta, data: b.data, sys: b.sys, writable: writable}
 }
 
 func (t *Tx) loadMeta() {
@@ -67,10 +67,10 @@ func (t *Tx) loadMeta() {
 		return
 	}
 	t.metaLoaded = true
-	if v := t.b.Get(keyApplied); len(v) == 8 {
+	if v := t.meta.Get(t.s.appliedKey); len(v) == 8 {
 		t.applied = be64(v)
 	}
-	if v := t.b.Get(keyKeys); len(v) == 8 {
+	if v := t.meta.Get(t.s.keysKey); len(v) == 8 {
 		t.keys = be64(v)
 	}
 }
@@ -79,7 +79,8 @@ func (t *Tx) loadMeta() {
 // bbolt transaction, carved from a per-Tx arena to save allocations.
 func (t *Tx) alloc(n int) []byte {
 	if cap(t.arena)-len(t.arena) < n {
-		size := 16 << 10
+		// Chunks double from 512 B to 16 KiB; big values get their own.
+		size := min(max(2*cap(t.arena), 512), 16<<10)
 		if n > size/4 {
 			return make([]byte, n)
 		}
@@ -327,12 +328,12 @@ func (t *Tx) rollback() error {
 // flushMeta writes the applied index and key counter if they changed.
 func (t *Tx) flushMeta() error {
 	if t.appliedDirty {
-		if err := t.b.Put(keyApplied, t.clone(uint64Key(t.applied))); err != nil {
+		if err := t.meta.Put(t.s.appliedKey, t.clone(uint64Key(t.applied))); err != nil {
 			return err
 		}
 	}
 	if t.keysDirty {
-		if err := t.b.Put(keyKeys, t.clone(uint64Key(t.keys))); err != nil {
+		if err := t.meta.Put(t.s.keysKey, t.clone(uint64Key(t.keys))); err != nil {
 			return err
 		}
 	}

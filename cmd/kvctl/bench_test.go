@@ -1,95 +1,72 @@
 package main
 
 import (
-	"encoding/binary"
-	"hash/fnv"
-	"math/rand/v2"
+	"bytes"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/ridgeline-kv/ridgeline/client"
+	"github.com/ridgeline-kv/ridgeline/client/ycsb"
 )
 
-func TestHistogram_Quantiles(t *testing.T) {
-	var h histogram
-	for i := 1; i <= 10000; i++ {
-		h.record(time.Duration(i) * time.Microsecond)
+func testBenchResult() benchResult {
+	return benchResult{&ycsb.Result{
+		Workload: "A", Distribution: "zipfian", Keys: 10000, ValueSize: 256, Concurrency: 64,
+		PreloadSeconds: 1.25, Seconds: 30.0, Ops: 900000, OpsPerSec: 30000, Errors: 2, NotFound: 1,
+		PerOp: []ycsb.OpStats{
+			{Op: "read", Count: 450000, Errors: 1, MeanMs: 1.5, P50Ms: 1.2, P99Ms: 4.5, P999Ms: 9.75, MaxMs: 20.125},
+			{Op: "update", Count: 450000, Errors: 1, MeanMs: 2.5, P50Ms: 2.25, P99Ms: 6, P999Ms: 12, MaxMs: 31},
+		},
+		FirstError: "unavailable: shard 3 has no leader",
+	}}
+}
+
+func TestBenchResult_Golden(t *testing.T) {
+	for _, format := range []string{"table", "json"} {
+		t.Run(format, func(t *testing.T) {
+			a := &app{flags: globalFlags{output: format}}
+			var buf bytes.Buffer
+			a.stdout = &buf
+			if err := a.print(testBenchResult()); err != nil {
+				t.Fatal(err)
+			}
+			ext := ".txt"
+			if format == "json" {
+				ext = ".json"
+			}
+			golden(t, "bench"+ext, buf.Bytes())
+		})
+	}
+}
+
+func TestBenchFlags_Config(t *testing.T) {
+	f := benchFlags{workload: "c", keys: 10, distribution: "uniform", valueSize: 8, concurrency: 2,
+		duration: time.Second, preload: true, stale: true, keyPrefix: "p/", seed: 9}
+	if err := f.validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config()
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid flags gave an invalid config: %v", err)
+	}
+	got := fmt.Sprintf("%s %d %s %d %d %v %v %d %s", cfg.Workload, cfg.Keys, cfg.Distribution, cfg.ValueSize,
+		cfg.Concurrency, cfg.Duration, cfg.Preload, cfg.Seed, cfg.KeyPrefix)
+	if want := "c 10 uniform 8 2 1s true 9 p/"; got != want {
+		t.Errorf("config() = %s; want %s", got, want)
 	}
 	for _, tt := range []struct {
-		q    float64
-		want time.Duration
-	}{{0.5, 5000 * time.Microsecond}, {0.99, 9900 * time.Microsecond}, {0.999, 9990 * time.Microsecond}, {1, 10000 * time.Microsecond}} {
-		got := h.quantile(tt.q)
-		if got < tt.want || float64(got) > float64(tt.want)*1.033 {
-			t.Errorf("quantile(%v) = %v; want within 3.3%% above %v", tt.q, got, tt.want)
-		}
-	}
-	if m := h.mean(); m < 5000*time.Microsecond || m > 5001*time.Microsecond {
-		t.Errorf("mean = %v; want 5.0005ms", m)
-	}
-	// Bucket bounds are contiguous and monotone.
-	for v := int64(0); v < 1<<20; v += 7 {
-		b := histBucket(v)
-		if histUpper(b) < v || (b > 0 && histUpper(b-1) >= v) {
-			t.Fatalf("value %d in bucket %d with upper %d (previous %d)", v, b, histUpper(b), histUpper(b-1))
-		}
-	}
-}
-
-func TestZipfian_MatchesZetaAndSkews(t *testing.T) {
-	// Unscrambled over a small n: P(0) = 1/zeta(n).
-	const n = 1000
-	z := newZipfian(n, ycsbZipfianConstant, zeta(n, ycsbZipfianConstant))
-	r := rand.New(rand.NewPCG(1, 2))
-	const draws = 200000
-	counts := make([]int, n)
-	for range draws {
-		v := z.next(r)
-		if v >= n {
-			t.Fatalf("draw %d out of range", v)
-		}
-		counts[v]++
-	}
-	want := float64(draws) / zeta(n, ycsbZipfianConstant)
-	if got := float64(counts[0]); got < want*0.95 || got > want*1.05 {
-		t.Errorf("item 0 drawn %v times; want about %v", got, want)
-	}
-	if counts[0] < counts[1] || counts[1] < counts[10] {
-		t.Errorf("not decreasing: %d %d %d", counts[0], counts[1], counts[10])
-	}
-
-	// Scrambled: in range, and skewed (the hottest key gets far more than
-	// its uniform share).
-	s := newScrambledZipfian(10000)
-	hits := map[uint64]int{}
-	for range draws {
-		v := s.next(r)
-		if v >= 10000 {
-			t.Fatalf("scrambled draw %d out of range", v)
-		}
-		hits[v]++
-	}
-	top := 0
-	for _, c := range hits {
-		top = max(top, c)
-	}
-	if top < 50*draws/10000 {
-		t.Errorf("hottest key drawn %d times; want a zipfian skew", top)
-	}
-}
-
-func TestFNVHash64_MatchesYCSB(t *testing.T) {
-	// YCSB hashes the value's 8 bytes, low byte first, with FNV-1a and
-	// takes Math.abs of the signed result.
-	for _, v := range []uint64{0, 1, 42, 1 << 40, 9_999_999_999} {
-		h := fnv.New64a()
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], v)
-		h.Write(b[:])
-		want := int64(h.Sum64())
-		if want < 0 {
-			want = -want
-		}
-		if got := fnvHash64(v); got != uint64(want) {
-			t.Errorf("fnvHash64(%d) = %d; want %d", v, got, want)
+		err  error
+		want bool
+	}{
+		{client.ErrNotFound, true},
+		{fmt.Errorf("get k: %w", client.ErrNotFound), true},
+		{client.ErrUnavailable, false},
+		{errors.New("other"), false},
+	} {
+		if got := cfg.IsNotFound(tt.err); got != tt.want {
+			t.Errorf("IsNotFound(%v) = %v; want %v", tt.err, got, tt.want)
 		}
 	}
 }
