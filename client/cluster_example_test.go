@@ -1,17 +1,14 @@
 package client_test
 
 import (
-	"github.com/ridgeline-kv/ridgeline/client"
+	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
 )
 
-// startExampleCluster starts a cluster for the examples and returns its
-// endpoints and a function that stops it. For now it is the in-process fake
-// of package client's tests (3 nodes, 8 shards); it will become a real
-// in-process cluster (replicationtest).
+// startExampleCluster starts a real in-process cluster for the examples: 3
+// nodes with gossip, raft and bbolt on loopback, 8 shards. It returns the
+// nodes' endpoints and a function that stops the cluster.
 func startExampleCluster() (endpoints []string, stop func()) {
-	fc, err := client.NewFakeCluster(3, 8)
-	if err != nil {
-		panic(err)
-	}
-	return fc.Endpoints(), fc.Stop
+	et := replicationtest.NewExampleT()
+	c := replicationtest.NewCluster(et, replicationtest.Options{Nodes: 3, Shards: 8})
+	return c.Endpoints(), et.Close
 }

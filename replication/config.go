@@ -59,9 +59,9 @@ func DefaultConfig() Config {
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      200 * time.Millisecond,
-		SnapshotThreshold:  8192,
+		SnapshotThreshold:  4096,
 		SnapshotInterval:   120 * time.Second,
-		TrailingLogs:       10240,
+		TrailingLogs:       2048,
 		SessionTTL:         DefaultSessionTTL,
 		GroupCommitLinger:  time.Millisecond,
 	}

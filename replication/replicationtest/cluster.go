@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/ridgeline-kv/ridgeline/replication"
@@ -29,7 +28,7 @@ type Options struct {
 
 // Cluster is an in-process cluster of real nodes.
 type Cluster struct {
-	t      testing.TB
+	t      T
 	opts   Options
 	faults *faults
 	Nodes  []*TestNode
@@ -61,7 +60,7 @@ func (tn *TestNode) Addr() string { return tn.addr }
 
 // NewCluster starts opts.Nodes nodes that bootstrap one cluster, and waits
 // until every node is ready and every shard has a leader.
-func NewCluster(t testing.TB, opts Options) *Cluster {
+func NewCluster(t T, opts Options) *Cluster {
 	t.Helper()
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
