@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -53,23 +54,18 @@ func newGetCmd(a *app) *cobra.Command {
 shows the key's version too. Exits 1 with "key not found" when KEY is absent.`,
 		Args: exactArgs(1, "KEY"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := a.reqContext(cmd)
-			defer cancel()
-			var ver uint64
-			opts := []client.Option{client.WithVersion(&ver)}
-			if f.stale {
-				opts = append(opts, client.Stale())
-			}
-			v, err := c.Get(ctx, args[0], opts...)
-			if err != nil {
-				return err
-			}
-			return a.print(&getResult{Key: args[0], Value: v, Version: ver, showVersion: f.version})
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				var ver uint64
+				opts := []client.Option{client.WithVersion(&ver)}
+				if f.stale {
+					opts = append(opts, client.Stale())
+				}
+				v, err := c.Get(ctx, args[0], opts...)
+				if err != nil {
+					return err
+				}
+				return a.print(&getResult{Key: args[0], Value: v, Version: ver, showVersion: f.version})
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&f.stale, "stale", false, "read from any replica (faster, may lag)")
@@ -116,17 +112,12 @@ must not exist); otherwise kvctl exits 1 reporting the current version.`,
 			if err != nil {
 				return err
 			}
-			c, err := a.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := a.reqContext(cmd)
-			defer cancel()
-			if err := c.Put(ctx, args[0], val, opts...); err != nil {
-				return err
-			}
-			return a.print(&writeResult{Op: "put", Key: args[0], Version: ver})
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.Put(ctx, args[0], val, opts...); err != nil {
+					return err
+				}
+				return a.print(&writeResult{Op: "put", Key: args[0], Version: ver})
+			})
 		},
 	}
 	cmd.Flags().StringVar(&f.ifVersion, "if-version", "", "apply only if the key's version is N (0 = must not exist)")
@@ -148,17 +139,12 @@ applies only if the key's version is N.`,
 			if err != nil {
 				return err
 			}
-			c, err := a.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := a.reqContext(cmd)
-			defer cancel()
-			if err := c.Delete(ctx, args[0], opts...); err != nil {
-				return err
-			}
-			return a.print(&writeResult{Op: "del", Key: args[0], Version: ver})
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.Delete(ctx, args[0], opts...); err != nil {
+					return err
+				}
+				return a.print(&writeResult{Op: "del", Key: args[0], Version: ver})
+			})
 		},
 	}
 	cmd.Flags().StringVar(&f.ifVersion, "if-version", "", "apply only if the key's version is N")

@@ -162,3 +162,16 @@ func (a *app) dial(ctx context.Context) (*client.Client, error) {
 func (a *app) reqContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), a.flags.timeout)
 }
+
+// withClient connects to the cluster, runs f with a client and a context
+// bounded by --timeout, and closes the client.
+func (a *app) withClient(cmd *cobra.Command, f func(ctx context.Context, c *client.Client) error) error {
+	c, err := a.dial(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := a.reqContext(cmd)
+	defer cancel()
+	return f(ctx, c)
+}

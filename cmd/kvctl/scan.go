@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -67,32 +68,27 @@ reads every shard and merges. Pages through the cluster up to --limit keys.`,
 			if f.limit <= 0 {
 				return usagef("--limit must be positive, got %d", f.limit)
 			}
-			c, err := a.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := a.reqContext(cmd)
-			defer cancel()
-			res := &scanResult{KVs: []scanKV{}, keysOnly: f.keysOnly}
-			opts := client.ScanOptions{Prefix: f.prefix, Start: f.start, End: f.end, KeysOnly: f.keysOnly, Stale: f.stale}
-			for len(res.KVs) < f.limit {
-				opts.Limit = min(f.limit-len(res.KVs), client.MaxScanLimit)
-				page, err := c.Scan(ctx, opts)
-				if err != nil {
-					return err
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				res := &scanResult{KVs: []scanKV{}, keysOnly: f.keysOnly}
+				opts := client.ScanOptions{Prefix: f.prefix, Start: f.start, End: f.end, KeysOnly: f.keysOnly, Stale: f.stale}
+				for len(res.KVs) < f.limit {
+					opts.Limit = min(f.limit-len(res.KVs), client.MaxScanLimit)
+					page, err := c.Scan(ctx, opts)
+					if err != nil {
+						return err
+					}
+					for _, kv := range page.KVs {
+						res.KVs = append(res.KVs, scanKV{Key: kv.Key, Version: kv.Version, Value: kv.Value})
+					}
+					res.More, res.Cursor = page.More, page.Cursor
+					if !page.More {
+						break
+					}
+					opts.Cursor = page.Cursor
 				}
-				for _, kv := range page.KVs {
-					res.KVs = append(res.KVs, scanKV{Key: kv.Key, Version: kv.Version, Value: kv.Value})
-				}
-				res.More, res.Cursor = page.More, page.Cursor
-				if !page.More {
-					break
-				}
-				opts.Cursor = page.Cursor
-			}
-			res.Count = len(res.KVs)
-			return a.print(res)
+				res.Count = len(res.KVs)
+				return a.print(res)
+			})
 		},
 	}
 	fl := cmd.Flags()

@@ -174,16 +174,11 @@ together with what every node reports: which replicas lead and each replica's
 applied index. Unreachable nodes are shown as such.`,
 		Args: exactArgs(0, "none"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := a.reqContext(cmd)
-			defer cancel()
-			m := c.Map()
-			reports, errs := nodeStatuses(ctx, c, m)
-			return a.print(buildStatus(m, reports, errs))
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				m := c.Map()
+				reports, errs := nodeStatuses(ctx, c, m)
+				return a.print(buildStatus(m, reports, errs))
+			})
 		},
 	}
 }

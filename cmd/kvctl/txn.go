@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"strconv"
@@ -277,45 +278,40 @@ func newTxnCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := a.dial(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := a.reqContext(cmd)
-			defer cancel()
-			t := c.Txn(ctx).If(s.cmps...)
-			for _, op := range s.then {
-				t.Then(op.op)
-			}
-			for _, op := range s.els {
-				t.Else(op.op)
-			}
-			res, err := t.Commit()
-			if err != nil {
-				return err
-			}
-			ran := s.then
-			if !res.Succeeded {
-				ran = s.els
-			}
-			out := &txnResult{Succeeded: res.Succeeded, Results: []txnOpResult{}}
-			for i, r := range res.Results {
-				o := txnOpResult{Version: r.Version}
-				if i < len(ran) {
-					o.Op, o.Key = ran[i].name, ran[i].key
+			return a.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				t := c.Txn(ctx).If(s.cmps...)
+				for _, op := range s.then {
+					t.Then(op.op)
 				}
-				switch o.Op {
-				case "add":
-					o.Counter = &r.Counter
-				case "get":
-					o.Found, o.Value = &r.Found, r.Value
-				case "del":
-					o.Found = &r.Found
+				for _, op := range s.els {
+					t.Else(op.op)
 				}
-				out.Results = append(out.Results, o)
-			}
-			return a.print(out)
+				res, err := t.Commit()
+				if err != nil {
+					return err
+				}
+				ran := s.then
+				if !res.Succeeded {
+					ran = s.els
+				}
+				out := &txnResult{Succeeded: res.Succeeded, Results: []txnOpResult{}}
+				for i, r := range res.Results {
+					o := txnOpResult{Version: r.Version}
+					if i < len(ran) {
+						o.Op, o.Key = ran[i].name, ran[i].key
+					}
+					switch o.Op {
+					case "add":
+						o.Counter = &r.Counter
+					case "get":
+						o.Found, o.Value = &r.Found, r.Value
+					case "del":
+						o.Found = &r.Found
+					}
+					out.Results = append(out.Results, o)
+				}
+				return a.print(out)
+			})
 		},
 	}
 }
