@@ -38,6 +38,10 @@ type Config struct {
 	// more requests to share its fsync (0 disables).
 	GroupCommitLinger time.Duration
 
+	// MaxProposalsInFlight bounds each shard's proposals not yet answered
+	// by raft; more are rejected with ErrTooManyProposals (not applied).
+	MaxProposalsInFlight int
+
 	SessionTTL time.Duration // how long a write session's last result is remembered
 
 	// GossipFast shortens gossip intervals (tests).
@@ -53,17 +57,18 @@ type Config struct {
 // DefaultConfig returns a Config with the production defaults.
 func DefaultConfig() Config {
 	return Config{
-		Shards:             32,
-		Replicas:           3,
-		HeartbeatTimeout:   1000 * time.Millisecond,
-		ElectionTimeout:    1000 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      200 * time.Millisecond,
-		SnapshotThreshold:  4096,
-		SnapshotInterval:   120 * time.Second,
-		TrailingLogs:       2048,
-		SessionTTL:         DefaultSessionTTL,
-		GroupCommitLinger:  time.Millisecond,
+		Shards:               32,
+		Replicas:             3,
+		HeartbeatTimeout:     1000 * time.Millisecond,
+		ElectionTimeout:      1000 * time.Millisecond,
+		LeaderLeaseTimeout:   500 * time.Millisecond,
+		CommitTimeout:        200 * time.Millisecond,
+		SnapshotThreshold:    4096,
+		SnapshotInterval:     120 * time.Second,
+		TrailingLogs:         2048,
+		SessionTTL:           DefaultSessionTTL,
+		GroupCommitLinger:    time.Millisecond,
+		MaxProposalsInFlight: MaxProposalsInFlight,
 	}
 }
 
@@ -123,6 +128,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GroupCommitLinger < 0 || c.GroupCommitLinger > 100*time.Millisecond {
 		bad("GroupCommitLinger", c.GroupCommitLinger, "must be 0..100ms")
+	}
+	if c.MaxProposalsInFlight < 1 {
+		bad("MaxProposalsInFlight", c.MaxProposalsInFlight, "must be ≥ 1")
 	}
 	if c.SessionTTL < time.Second {
 		bad("SessionTTL", c.SessionTTL, "must be ≥ 1s")

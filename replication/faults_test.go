@@ -3,7 +3,10 @@ package replication_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,5 +249,78 @@ func TestNode_LimitsOverTheWire(t *testing.T) {
 				t.Fatalf("got %v, want code %v with a message mentioning %q", err, tc.code, tc.message)
 			}
 		})
+	}
+}
+
+func TestNode_ProposalsInFlightLimit(t *testing.T) {
+	const shards = 1
+	c := replicationtest.NewCluster(t, replicationtest.Options{Shards: shards, Configure: func(i int, cfg *replication.Config) {
+		cfg.MaxProposalsInFlight = 1
+	}})
+	leader := c.WaitLeader(0, 10*time.Second)
+	kv := rawKV(t, c.Nodes[leader].Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const writers = 64
+	errs := make([]error, writers)
+	var wg sync.WaitGroup
+	for i := 0; i < writers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = kv.Put(ctx, &kvpb.PutRequest{Write: &kvpb.WriteHeader{Session: uint64(1000 + i), Seq: 1},
+				Key: []byte(fmt.Sprintf("inflight-%02d", i)), Value: []byte("v")})
+		}()
+	}
+	wg.Wait()
+	rejected := 0
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		st, _ := status.FromError(err)
+		if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "in flight") {
+			t.Fatalf("write %d: got %v, want ResourceExhausted mentioning proposals in flight", i, err)
+		}
+		rejected++
+		// Rejected means not applied.
+		got, err := kv.Get(ctx, &kvpb.GetRequest{Key: []byte(fmt.Sprintf("inflight-%02d", i))})
+		if err != nil || got.Found {
+			t.Fatalf("rejected write %d: get = %v, %v; want not found", i, got, err)
+		}
+	}
+	if rejected == 0 {
+		t.Fatalf("64 concurrent writes against a limit of 1 proposal in flight: none rejected")
+	}
+	t.Logf("%d of %d concurrent writes rejected with ResourceExhausted", rejected, writers)
+}
+
+func TestNode_HTTPEndpoints(t *testing.T) {
+	c := replicationtest.NewCluster(t, replicationtest.Options{Shards: 2})
+	putAll(t, c, 2, 1, "metrics", 5)
+	addr := c.Nodes[0].Node().HTTPAddr()
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/debug/pprof/"} {
+		if code, body := get(path); code != http.StatusOK {
+			t.Fatalf("GET %s: %d %s, want 200", path, code, body)
+		}
+	}
+	_, metrics := get("/metrics")
+	for _, series := range []string{
+		`ridgeline_proposals_total{shard="`, `ridgeline_applies_total{shard="`, `ridgeline_apply_batch_size_bucket{shard="`,
+		`ridgeline_leader_changes_total{shard="`, `ridgeline_commit_latency_seconds_bucket{shard="`,
+		`ridgeline_storage_commit_seconds_bucket`, `ridgeline_is_leader{shard="meta"}`, `go_goroutines`,
+	} {
+		if !strings.Contains(metrics, series) {
+			t.Errorf("/metrics has no %s series", series)
+		}
 	}
 }

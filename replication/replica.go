@@ -84,7 +84,7 @@ func startReplica(d replicaDeps, spec replicaSpec, fsm groupFSM) (_ *replica, er
 		logger:   logger,
 		fsm:      fsm,
 		m:        d.metrics.group(label),
-		inflight: make(chan struct{}, MaxProposalsInFlight),
+		inflight: make(chan struct{}, d.cfg.MaxProposalsInFlight),
 		stop:     make(chan struct{}),
 	}
 	logs, err := d.logDB.Group(spec.ID)
@@ -207,7 +207,7 @@ func (r *replica) propose(ctx context.Context, data []byte) (any, error) {
 	case r.inflight <- struct{}{}:
 	default:
 		r.m.proposalError("in_flight_limit")
-		return nil, fmt.Errorf("%w: %d proposals already in flight on shard %s; back off and retry", ErrTooManyProposals, MaxProposalsInFlight, r.m.label)
+		return nil, fmt.Errorf("%w: %d proposals already in flight on shard %s; nothing was applied: back off and retry", ErrTooManyProposals, cap(r.inflight), r.m.label)
 	}
 	defer func() { <-r.inflight }()
 
