@@ -354,25 +354,51 @@ func (n *Node) replicaDeps() replicaDeps {
 }
 
 // Shutdown stops the node gracefully: it hands off the leadership of the
-// groups it leads (bounded by ctx), stops serving, leaves gossip and closes
-// storage. Idempotent.
+// groups it leads (bounded by ctx), stops its replicas and the raft
+// transport (peers' replication streams would otherwise hold a graceful gRPC
+// stop open forever), lets in-flight client requests finish, leaves gossip
+// and closes storage. Idempotent.
 func (n *Node) Shutdown(ctx context.Context) error {
 	if n.started.Load() {
 		n.handOffLeadership(ctx)
+		n.stopReplicas()
+		if n.trans != nil {
+			n.trans.Close()
+		}
 		if n.grpcSrv != nil {
 			done := make(chan struct{})
 			go func() { n.grpcSrv.GracefulStop(); close(done) }()
+			t := time.NewTimer(2 * time.Second)
 			select {
 			case <-done:
 			case <-ctx.Done():
 				n.grpcSrv.Stop()
+			case <-t.C:
+				n.grpcSrv.Stop()
 			}
+			t.Stop()
 		}
 		if n.members != nil {
 			n.members.Leave(time.Second)
 		}
 	}
 	return n.Close()
+}
+
+// stopReplicas shuts every replica down, in parallel.
+func (n *Node) stopReplicas() {
+	n.mu.Lock()
+	rs := make([]*replica, 0, len(n.replicas))
+	for _, r := range n.replicas {
+		rs = append(rs, r)
+	}
+	n.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.shutdown() }()
+	}
+	wg.Wait()
 }
 
 // handOffLeadership transfers the leadership of every group this node leads
@@ -410,18 +436,7 @@ func (n *Node) Close() error {
 		if n.httpSrv != nil {
 			n.httpSrv.Close()
 		}
-		n.mu.Lock()
-		rs := make([]*replica, 0, len(n.replicas))
-		for _, r := range n.replicas {
-			rs = append(rs, r)
-		}
-		n.mu.Unlock()
-		var wg sync.WaitGroup
-		for _, r := range rs {
-			wg.Add(1)
-			go func() { defer wg.Done(); r.shutdown() }()
-		}
-		wg.Wait()
+		n.stopReplicas()
 		if n.members != nil {
 			n.members.Shutdown()
 		}

@@ -25,7 +25,9 @@ done
 
 mkdir -p "$RUN_DIR/logs"
 pids=()
+stopping=
 stop() {
+  stopping=1
   trap - INT TERM EXIT
   echo
   echo "stopping nodes..."
@@ -84,5 +86,6 @@ In another terminal:
 
 Metrics: http://127.0.0.1:$BASE_HTTP/metrics   Press Ctrl-C to stop.
 EOM
+trap 'stopping=1' INT TERM
 wait -n "${pids[@]}" || true
-echo "a node exited; see $RUN_DIR/logs" >&2
+if [ -z "$stopping" ]; then echo "a node exited; see $RUN_DIR/logs" >&2; fi

@@ -51,7 +51,11 @@ func (r *scanResult) table(w io.Writer) {
 	if r.More {
 		fmt.Fprintf(w, "(%d keys; more remain: raise --limit)\n", r.Count)
 	} else {
-		fmt.Fprintf(w, "(%d keys)\n", r.Count)
+		if r.Count == 1 {
+			fmt.Fprintln(w, "(1 key)")
+		} else {
+			fmt.Fprintf(w, "(%d keys)\n", r.Count)
+		}
 	}
 }
 
