@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ type globalFlags struct {
 	endpoints string
 	output    string
 	timeout   time.Duration
+	cpuProf   string
 }
 
 // app holds what commands share: the global flags and the I/O streams.
@@ -78,6 +80,8 @@ time or a write's outcome is unknown.`,
 	pf.StringVar(&a.flags.endpoints, "endpoints", def, "comma-separated gRPC addresses of cluster nodes (env "+envEndpoints+")")
 	pf.StringVarP(&a.flags.output, "output", "o", "table", "output format: table or json")
 	pf.DurationVar(&a.flags.timeout, "timeout", 10*time.Second, "deadline of each request (and of connecting)")
+	pf.StringVar(&a.flags.cpuProf, "cpuprofile", "", "write a CPU profile of kvctl itself to this file (for profiling the client under bench)")
+	pf.MarkHidden("cpuprofile")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if _, err := a.printer(); err != nil {
@@ -85,6 +89,17 @@ time or a write's outcome is unknown.`,
 		}
 		if a.flags.timeout <= 0 {
 			return usagef("--timeout must be positive, got %v", a.flags.timeout)
+		}
+		if a.flags.cpuProf != "" {
+			f, err := os.Create(a.flags.cpuProf)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return err
+			}
+			cobra.OnFinalize(func() { pprof.StopCPUProfile(); f.Close() })
 		}
 		return nil
 	}

@@ -1,0 +1,397 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ridgeline-kv/ridgeline/client"
+)
+
+// node is one kvnode process with fixed addresses, restartable on its data dir.
+type node struct {
+	id      string
+	ip      string
+	addr    string // gRPC
+	gossip  string
+	http    string
+	dataDir string
+	logPath string
+	args    []string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd is reaped
+	exitErr error
+	paused  bool
+	starts  int
+}
+
+// cluster is a set of kvnode processes and the artifacts directory they
+// write to (data dirs and logs), kept when the test fails.
+type cluster struct {
+	t      *testing.T
+	dir    string
+	nodes  []*node
+	shards int
+	admin  *client.Client // for NodeStatus; source address clientIP
+}
+
+// eventually polls cond until it returns nil or timeout passes.
+func eventually(timeout time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	wait := 20 * time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		tm := time.NewTimer(wait)
+		<-tm.C
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
+// freeAddr returns ip:port with the port free for both TCP and UDP now
+// (memberlist binds both on the gossip port).
+func freeAddr(ip string) (string, error) {
+	for range 50 {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr, nil
+		}
+	}
+	return "", fmt.Errorf("no free TCP+UDP port on %s", ip)
+}
+
+// startCluster starts n kvnode processes on 127.0.0.11… that bootstrap one
+// cluster of chaosShards shards, with data dirs and logs under dir.
+func startCluster(t *testing.T, dir string, n int) *cluster {
+	t.Helper()
+	c := &cluster{t: t, dir: dir, shards: chaosShards}
+	for i := range n {
+		ip := fmt.Sprintf("127.0.0.%d", nodeIPBase+i)
+		nd := &node{id: fmt.Sprintf("n%d", i+1), ip: ip}
+		var err error
+		for _, a := range []*string{&nd.addr, &nd.gossip, &nd.http} {
+			if *a, err = freeAddr(ip); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nd.dataDir = filepath.Join(dir, "nodes", nd.id, "data")
+		nd.logPath = filepath.Join(dir, "nodes", nd.id, "node.log")
+		if err := os.MkdirAll(nd.dataDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, nd)
+	}
+	var join []string
+	for _, nd := range c.nodes {
+		join = append(join, nd.gossip)
+	}
+	for _, nd := range c.nodes {
+		nd.args = []string{"--id", nd.id, "--data-dir", nd.dataDir, "--addr", nd.addr, "--gossip-addr", nd.gossip,
+			"--http-addr", nd.http, "--join", strings.Join(join, ","), "--bootstrap-expect", fmt.Sprint(n),
+			"--shards", fmt.Sprint(c.shards), "--raft-heartbeat-timeout", "500ms", "--raft-election-timeout", "500ms",
+			"--log-level", "info"}
+	}
+	for _, nd := range c.nodes {
+		if err := nd.start(); err != nil {
+			c.killAll()
+			t.Fatal(err)
+		}
+	}
+	if err := c.waitReady(60 * time.Second); err != nil {
+		c.killAll()
+		t.Fatalf("cluster not ready: %v", err)
+	}
+	c.admin = c.newClient(t, nil)
+	return c
+}
+
+func (nd *node) start() error {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cmd != nil {
+		return fmt.Errorf("%s is already running", nd.id)
+	}
+	f, err := os.OpenFile(nd.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close() // the child has its own descriptor
+	nd.starts++
+	fmt.Fprintf(f, "==== chaos: start #%d of %s at %s ====\n", nd.starts, nd.id, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(kvnodeBin, nd.args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	// Never outlive the test binary, even if it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %v", nd.id, err)
+	}
+	done := make(chan struct{})
+	nd.cmd, nd.done, nd.paused, nd.exitErr = cmd, done, false, nil
+	go func() {
+		err := cmd.Wait()
+		nd.mu.Lock()
+		nd.exitErr = err
+		nd.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+func (nd *node) running() bool {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.cmd != nil
+}
+
+func (nd *node) isPaused() bool {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.paused
+}
+
+// kill sends SIGKILL and waits until the process is reaped.
+func (nd *node) kill() error {
+	return nd.stop(syscall.SIGKILL, 10*time.Second)
+}
+
+// stop sends sig (continuing a paused process) and waits up to timeout for
+// the process to be reaped; it returns the process's exit error.
+func (nd *node) stop(sig syscall.Signal, timeout time.Duration) error {
+	nd.mu.Lock()
+	cmd, done := nd.cmd, nd.done
+	nd.mu.Unlock()
+	if cmd == nil {
+		return nil
+	}
+	cmd.Process.Signal(sig)
+	if sig != syscall.SIGKILL {
+		cmd.Process.Signal(syscall.SIGCONT)
+	}
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		cmd.Process.Kill()
+		<-done
+		nd.mu.Lock()
+		nd.cmd = nil
+		nd.mu.Unlock()
+		return fmt.Errorf("%s did not exit within %v of %v", nd.id, timeout, sig)
+	}
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	nd.cmd, nd.paused = nil, false
+	return nd.exitErr
+}
+
+// signalPause sends SIGSTOP (pause true) or SIGCONT.
+func (nd *node) signalPause(pause bool) error {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	if nd.cmd == nil {
+		return fmt.Errorf("%s is not running", nd.id)
+	}
+	sig := syscall.SIGCONT
+	if pause {
+		sig = syscall.SIGSTOP
+	}
+	if err := nd.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	nd.paused = pause
+	return nil
+}
+
+var readyClient = &http.Client{Timeout: time.Second}
+
+func (nd *node) ready() error {
+	resp, err := readyClient.Get("http://" + nd.http + "/readyz")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s not ready (HTTP %d)", nd.id, resp.StatusCode)
+	}
+	return nil
+}
+
+// waitReady waits until every running node answers /readyz.
+func (c *cluster) waitReady(timeout time.Duration) error {
+	return eventually(timeout, func() error {
+		for _, nd := range c.nodes {
+			if !nd.running() {
+				continue
+			}
+			if err := nd.ready(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// newClient returns a client of the cluster bound to clientIP; endpoints
+// default to every node.
+func (c *cluster) newClient(t *testing.T, endpoints []string) *client.Client {
+	t.Helper()
+	if endpoints == nil {
+		for _, nd := range c.nodes {
+			endpoints = append(endpoints, nd.addr)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := client.New(ctx, client.Config{Endpoints: endpoints, LocalAddr: clientIP, DialTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+func (c *cluster) node(id string) *node {
+	for _, nd := range c.nodes {
+		if nd.id == id {
+			return nd
+		}
+	}
+	return nil
+}
+
+// statuses asks every running, unpaused node for its status; nodes that do
+// not answer within a second are left out.
+func (c *cluster) statuses() map[string]*client.NodeStatus {
+	out := map[string]*client.NodeStatus{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, nd := range c.nodes {
+		if !nd.running() || nd.isPaused() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if st, err := c.admin.NodeStatus(ctx, nd.id); err == nil {
+				mu.Lock()
+				out[nd.id] = st
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// leaderOf returns the node leading shard with the highest term, waiting up
+// to timeout for one.
+func (c *cluster) leaderOf(shard uint32, timeout time.Duration) (*node, error) {
+	var leader *node
+	err := eventually(timeout, func() error {
+		var term uint64
+		leader = nil
+		for id, st := range c.statuses() {
+			for _, r := range st.Replicas {
+				if !r.Meta && r.Shard == shard && r.State == "Leader" && r.Term >= term {
+					leader, term = c.node(id), r.Term
+				}
+			}
+		}
+		if leader == nil {
+			return fmt.Errorf("no node reports itself leader of shard %d", shard)
+		}
+		return nil
+	})
+	return leader, err
+}
+
+// killAll SIGKILLs every process (cleanup after a fatal error).
+func (c *cluster) killAll() {
+	for _, nd := range c.nodes {
+		nd.kill()
+	}
+}
+
+// shutdown stops every process with SIGTERM (continuing paused ones) and
+// reports processes that did not exit cleanly. Every process is reaped.
+func (c *cluster) shutdown() []error {
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, nd := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := nd.stop(syscall.SIGTERM, 30*time.Second); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: exit after SIGTERM: %v", nd.id, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, nd := range c.nodes {
+		if nd.running() {
+			errs = append(errs, fmt.Errorf("%s was not reaped", nd.id))
+		}
+	}
+	return errs
+}
+
+// badLogLine matches what must never appear in a node's log.
+var badLogLine = regexp.MustCompile(`panic|fatal error|DATA RACE`)
+
+// scanLogs returns the offending lines of every node's log (at most a few
+// per node).
+func (c *cluster) scanLogs() []string {
+	var bad []string
+	for _, nd := range c.nodes {
+		f, err := os.Open(nd.logPath)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", nd.id, err))
+			continue
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		n := 0
+		for sc.Scan() {
+			if line := sc.Text(); badLogLine.MatchString(line) {
+				if n++; n <= 5 {
+					bad = append(bad, fmt.Sprintf("%s: %s", nd.id, line))
+				}
+			}
+		}
+		if err := sc.Err(); err != nil && !errors.Is(err, bufio.ErrTooLong) {
+			bad = append(bad, fmt.Sprintf("%s: reading log: %v", nd.id, err))
+		}
+		f.Close()
+	}
+	return bad
+}
