@@ -2,7 +2,6 @@ package replication
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -53,12 +51,9 @@ type shardFSM struct {
 	opts  fsmOptions
 	log   *slog.Logger
 
-	applied atomic.Uint64
-	// fatal is set once the store failed; the FSM then refuses all work.
-	fatal atomic.Pointer[error]
-
-	mu      sync.Mutex
-	waiters waiterHeap
+	// applied is the index of the last entry applied to the store; once the
+	// store failed it also holds that error and the FSM refuses all work.
+	applied appliedIndex
 }
 
 var _ raft.BatchingFSM = (*shardFSM)(nil)
@@ -80,12 +75,12 @@ func newShardFSM(store *storage.ShardStore, opts fsmOptions) (*shardFSM, error) 
 	if err != nil {
 		return nil, fmt.Errorf("replication: shard %d: load applied index: %w", opts.Shard, err)
 	}
-	f.applied.Store(idx)
+	f.applied.store(idx)
 	return f, nil
 }
 
 // AppliedIndex returns the index of the last entry applied to the store.
-func (f *shardFSM) AppliedIndex() uint64 { return f.applied.Load() }
+func (f *shardFSM) AppliedIndex() uint64 { return f.applied.load() }
 
 // View runs fn in a read transaction over the shard's current state.
 func (f *shardFSM) View(fn func(tx *storage.Tx) error) error { return f.store.View(fn) }
@@ -106,7 +101,7 @@ func (f *shardFSM) Apply(l *raft.Log) interface{} {
 // undecodable entry, or a storage failure (which also calls OnFatal).
 func (f *shardFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	results := make([]interface{}, len(logs))
-	if errp := f.fatal.Load(); errp != nil {
+	if errp := f.applied.fatal.Load(); errp != nil {
 		for i := range results {
 			results[i] = *errp
 		}
@@ -161,20 +156,13 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 
 // fail records a fatal storage error, reports it once and wakes waiters.
 func (f *shardFSM) fail(err error) {
-	if !f.fatal.CompareAndSwap(nil, &err) {
+	if !f.applied.fail(err) {
 		return
 	}
 	f.log.Error("state store failed; this replica must stop", "err", err)
 	if f.opts.OnFatal != nil {
 		f.opts.OnFatal(err)
 	}
-	f.mu.Lock()
-	for _, w := range f.waiters {
-		w.pos = -1
-		close(w.ch)
-	}
-	f.waiters = nil
-	f.mu.Unlock()
 }
 
 // applyCommand applies one command entry within tx. A returned error is a
@@ -452,8 +440,7 @@ func (f *shardFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("replication: shard %d: restore snapshot: %w", f.opts.Shard, err)
 	}
 	f.log.Info("restored snapshot", "index", idx)
-	f.applied.Store(idx)
-	f.wake(idx)
+	f.applied.advance(idx)
 	return nil
 }
 
@@ -475,87 +462,10 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() { s.once.Do(s.snap.Release) }
 
 // advance publishes a new applied index and wakes the waiters it satisfies.
-func (f *shardFSM) advance(index uint64) {
-	f.applied.Store(index)
-	f.wake(index)
-}
-
-func (f *shardFSM) wake(index uint64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for len(f.waiters) > 0 && f.waiters[0].index <= index {
-		w := heap.Pop(&f.waiters).(*waiter)
-		close(w.ch)
-	}
-}
+func (f *shardFSM) advance(index uint64) { f.applied.advance(index) }
 
 // WaitApplied blocks until the applied index is at least index, ctx is done
 // (returning ctx's error) or the state store failed (returning that error).
-// It is safe for concurrent use; a waiter costs one heap entry and one
-// channel, and an apply wakes only the waiters it satisfies.
 func (f *shardFSM) WaitApplied(ctx context.Context, index uint64) error {
-	if f.applied.Load() >= index {
-		return nil
-	}
-	w := &waiter{index: index, ch: make(chan struct{})}
-	f.mu.Lock()
-	if errp := f.fatal.Load(); errp != nil {
-		f.mu.Unlock()
-		return *errp
-	}
-	// Re-check under the lock: an apply between the first check and here
-	// has already run wake, which takes the lock.
-	if f.applied.Load() >= index {
-		f.mu.Unlock()
-		return nil
-	}
-	heap.Push(&f.waiters, w)
-	f.mu.Unlock()
-
-	select {
-	case <-w.ch:
-		if errp := f.fatal.Load(); errp != nil && f.applied.Load() < index {
-			return *errp
-		}
-		return nil
-	case <-ctx.Done():
-		f.mu.Lock()
-		if w.pos >= 0 {
-			heap.Remove(&f.waiters, w.pos)
-		}
-		f.mu.Unlock()
-		if f.applied.Load() >= index {
-			return nil
-		}
-		return ctx.Err()
-	}
-}
-
-type waiter struct {
-	index uint64
-	ch    chan struct{}
-	pos   int // position in the heap; -1 once removed
-}
-
-// waiterHeap is a min-heap of waiters by index, guarded by shardFSM.mu.
-type waiterHeap []*waiter
-
-func (h waiterHeap) Len() int           { return len(h) }
-func (h waiterHeap) Less(i, j int) bool { return h[i].index < h[j].index }
-func (h waiterHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].pos, h[j].pos = i, j
-}
-func (h *waiterHeap) Push(x any) {
-	w := x.(*waiter)
-	w.pos = len(*h)
-	*h = append(*h, w)
-}
-func (h *waiterHeap) Pop() any {
-	old := *h
-	w := old[len(old)-1]
-	old[len(old)-1] = nil
-	w.pos = -1
-	*h = old[:len(old)-1]
-	return w
+	return f.applied.wait(ctx, index)
 }

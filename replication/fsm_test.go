@@ -671,9 +671,9 @@ func TestShardFSM_WaitApplied(t *testing.T) {
 		t.Errorf("WaitApplied past deadline = %v, want DeadlineExceeded", err)
 	}
 
-	f.mu.Lock()
-	n := len(f.waiters)
-	f.mu.Unlock()
+	f.applied.mu.Lock()
+	n := len(f.applied.waiters)
+	f.applied.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d waiters left registered, want 0", n)
 	}

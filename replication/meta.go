@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -29,8 +28,7 @@ type metaFSM struct {
 	onMap   func(*ring.Map) // called from raft's apply goroutine after a new map commits; must not block long
 	onFatal func(error)
 
-	applied atomic.Uint64
-	waiters indexWaiters
+	applied appliedIndex
 
 	mu  sync.Mutex
 	cur *ring.Map
@@ -54,7 +52,7 @@ func newMetaFSM(store *storage.ShardStore, logger *slog.Logger, onMap func(*ring
 
 func (f *metaFSM) load() error {
 	return f.store.View(func(tx *storage.Tx) error {
-		f.applied.Store(tx.Applied())
+		f.applied.store(tx.Applied())
 		m, err := decodeMap(tx.SysGet(metaMapKey))
 		if err != nil {
 			return err
@@ -85,7 +83,7 @@ func (f *metaFSM) Map() *ring.Map {
 }
 
 func (f *metaFSM) Apply(l *raft.Log) interface{} {
-	if l.Index <= f.applied.Load() {
+	if l.Index <= f.applied.load() {
 		return nil // replay of an entry already in the durable state
 	}
 	var res any
@@ -108,8 +106,7 @@ func (f *metaFSM) Apply(l *raft.Log) interface{} {
 		f.onFatal(fmt.Errorf("meta state store: %w", err))
 		return err
 	}
-	f.applied.Store(l.Index)
-	f.waiters.notify(l.Index)
+	f.applied.advance(l.Index)
 	if next != nil {
 		f.mu.Lock()
 		f.cur = next
@@ -168,18 +165,17 @@ func (f *metaFSM) Restore(rc io.ReadCloser) error {
 	if err := f.load(); err != nil {
 		return err
 	}
-	f.applied.Store(idx)
-	f.waiters.notify(idx)
+	f.applied.advance(idx)
 	if m := f.Map(); m != nil && f.onMap != nil {
 		f.onMap(m)
 	}
 	return nil
 }
 
-func (f *metaFSM) AppliedIndex() uint64 { return f.applied.Load() }
+func (f *metaFSM) AppliedIndex() uint64 { return f.applied.load() }
 
 func (f *metaFSM) WaitApplied(ctx context.Context, index uint64) error {
-	return f.waiters.wait(ctx, index, f.applied.Load)
+	return f.applied.wait(ctx, index)
 }
 
 // storeSnapshot adapts a storage snapshot to raft.FSMSnapshot.
@@ -194,39 +190,3 @@ func (s storeSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s storeSnapshot) Release() { s.sn.Release() }
-
-// indexWaiters lets goroutines wait for an applied index. The zero value is
-// ready to use.
-type indexWaiters struct {
-	mu sync.Mutex
-	ch chan struct{} // closed and replaced on every notify
-}
-
-func (w *indexWaiters) notify(uint64) {
-	w.mu.Lock()
-	if w.ch != nil {
-		close(w.ch)
-		w.ch = nil
-	}
-	w.mu.Unlock()
-}
-
-func (w *indexWaiters) wait(ctx context.Context, index uint64, applied func() uint64) error {
-	for {
-		w.mu.Lock()
-		if applied() >= index {
-			w.mu.Unlock()
-			return nil
-		}
-		if w.ch == nil {
-			w.ch = make(chan struct{})
-		}
-		ch := w.ch
-		w.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}

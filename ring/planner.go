@@ -240,6 +240,13 @@ func preferFirst(set []string, id string) {
 	}
 }
 
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // quorum is the number of votes a raft group of n voters needs.
 func quorum(n int) int { return n/2 + 1 }
 
@@ -420,6 +427,11 @@ func (p *planner) shard(i int) (*Move, *addCandidate, string) {
 	}
 	slices.SortStableFunc(excess, func(a, b Replica) int {
 		if c := cmp.Compare(p.removalRank(a.NodeID), p.removalRank(b.NodeID)); c != 0 {
+			return c
+		}
+		// Within a rank, spare the preferred leader: removing another
+		// saves a leadership transfer.
+		if c := cmp.Compare(b2i(a.ID == s.Replicas[0].ID), b2i(b.ID == s.Replicas[0].ID)); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(p.load[b.NodeID], p.load[a.NodeID]); c != 0 {
