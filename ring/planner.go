@@ -349,17 +349,23 @@ func newPlanner(m *Map, caughtUp func(string) bool, opts PlanOptions) *planner {
 		p.state[n.ID] = n.State
 	}
 	for i, s := range m.Shards {
-		voters, learners := 0, 0
+		voters, live, learners := 0, 0, 0
 		for _, r := range s.Replicas {
 			p.load[r.NodeID]++
-			if r.Role == RoleLearner {
+			switch {
+			case r.Role == RoleLearner:
 				learners++
 				p.receives[r.NodeID]++
-			} else {
+			case p.alive(r.NodeID):
+				live++
+				voters++
+			default:
 				voters++
 			}
 		}
-		if learners > 0 || voters > len(p.target[i]) {
+		// A shard that lost quorum moves nothing: it does not hold a
+		// place under the cap.
+		if live >= quorum(voters) && (learners > 0 || voters > len(p.target[i])) {
 			p.inFlight++
 			if len(s.Replicas) > 0 && p.alive(s.Replicas[0].NodeID) {
 				p.sends[s.Replicas[0].NodeID]++

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,39 +12,12 @@ import (
 )
 
 type benchFlags struct {
-	workload     string
-	keys         int
-	distribution string
-	valueSize    int
-	concurrency  int
-	duration     time.Duration
-	preload      bool
-	stale        bool
-	keyPrefix    string
-	seed         uint64
+	ycsb.Config
+	stale bool
 }
 
 func (f *benchFlags) validate() error {
-	var errs []error
-	if _, ok := ycsb.ReadFraction(f.workload); !ok {
-		errs = append(errs, fmt.Errorf("--workload %q: use A (50%% read, 50%% update), B (95/5) or C (read only)", f.workload))
-	}
-	if f.keys <= 0 {
-		errs = append(errs, fmt.Errorf("--keys must be positive, got %d", f.keys))
-	}
-	if f.distribution != ycsb.Zipfian && f.distribution != ycsb.Uniform {
-		errs = append(errs, fmt.Errorf("--distribution %q: use zipfian or uniform", f.distribution))
-	}
-	if f.valueSize < 0 || f.valueSize > client.MaxValueSize {
-		errs = append(errs, fmt.Errorf("--value-size %d: use 0 to %d", f.valueSize, client.MaxValueSize))
-	}
-	if f.concurrency <= 0 {
-		errs = append(errs, fmt.Errorf("--concurrency must be positive, got %d", f.concurrency))
-	}
-	if f.duration <= 0 {
-		errs = append(errs, fmt.Errorf("--duration must be positive, got %v", f.duration))
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := f.ValidateFlags(client.MaxValueSize); err != nil {
 		return usageError{err}
 	}
 	return nil
@@ -54,18 +25,9 @@ func (f *benchFlags) validate() error {
 
 // config is the workload the flags describe.
 func (f *benchFlags) config() ycsb.Config {
-	return ycsb.Config{
-		Workload:     f.workload,
-		Keys:         f.keys,
-		Distribution: f.distribution,
-		ValueSize:    f.valueSize,
-		Concurrency:  f.concurrency,
-		Duration:     f.duration,
-		Preload:      f.preload,
-		Seed:         f.seed,
-		KeyPrefix:    f.keyPrefix,
-		IsNotFound:   func(err error) bool { return errors.Is(err, client.ErrNotFound) },
-	}
+	c := f.Config
+	c.IsNotFound = func(err error) bool { return errors.Is(err, client.ErrNotFound) }
+	return c
 }
 
 // benchResult is the output of bench.
@@ -120,18 +82,9 @@ tools/etcdbench runs the same workloads against etcd with the same flags.`,
 			return a.print(res)
 		},
 	}
-	def := ycsb.DefaultConfig()
-	fl := cmd.Flags()
-	fl.StringVar(&f.workload, "workload", def.Workload, "YCSB workload: A (50/50 read/update), B (95/5), C (read only)")
-	fl.IntVar(&f.keys, "keys", def.Keys, "number of keys")
-	fl.StringVar(&f.distribution, "distribution", def.Distribution, "key distribution: zipfian (YCSB scrambled, theta 0.99) or uniform")
-	fl.IntVar(&f.valueSize, "value-size", def.ValueSize, "value size in bytes")
-	fl.IntVar(&f.concurrency, "concurrency", def.Concurrency, "concurrent workers")
-	fl.DurationVar(&f.duration, "duration", def.Duration, "how long to run")
-	fl.BoolVar(&f.preload, "preload", def.Preload, "write every key before the run")
-	fl.BoolVar(&f.stale, "stale", false, "serve reads from any replica")
-	fl.StringVar(&f.keyPrefix, "key-prefix", def.KeyPrefix, "prefix of the benchmark's keys")
-	fl.Uint64Var(&f.seed, "seed", 0, "random seed (0 = random)")
+	f.Config = ycsb.DefaultConfig()
+	f.RegisterFlags(cmd.Flags())
+	cmd.Flags().BoolVar(&f.stale, "stale", false, "serve reads from any replica")
 	return cmd
 }
 

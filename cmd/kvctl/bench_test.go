@@ -42,8 +42,8 @@ func TestBenchResult_Golden(t *testing.T) {
 }
 
 func TestBenchFlags_Config(t *testing.T) {
-	f := benchFlags{workload: "c", keys: 10, distribution: "uniform", valueSize: 8, concurrency: 2,
-		duration: time.Second, preload: true, stale: true, keyPrefix: "p/", seed: 9}
+	f := benchFlags{Config: ycsb.Config{Workload: "c", Keys: 10, Distribution: "uniform", ValueSize: 8, Concurrency: 2,
+		Duration: time.Second, Preload: true, KeyPrefix: "p/", Seed: 9}, stale: true}
 	if err := f.validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -236,6 +236,8 @@ func TestChaos(t *testing.T) {
 		{"pause-leader", 3, faultPauseLeader, 3 * time.Second},
 		{"isolate-leader", 3, faultIsolateLeader, 3 * time.Second},
 		{"majority-minority", 5, faultMajorityMinor, 3 * time.Second},
+		{"bridge", 3, faultBridge, 3 * time.Second},
+		{"one-way-from-leader", 3, faultOneWayFromLead, 3 * time.Second},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			if partitionFaults[sc.fault] {

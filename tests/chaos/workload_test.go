@@ -14,8 +14,19 @@ import (
 )
 
 // opTimeout bounds each operation, so faults produce errors (and unknown
-// outcomes) rather than hung workers.
-const opTimeout = 10 * time.Second
+// outcomes) rather than hung workers; a quarter of the operations get the
+// short one, so that faults leave writes of unknown outcome in the history.
+const (
+	opTimeout      = 10 * time.Second
+	shortOpTimeout = 1500 * time.Millisecond
+)
+
+func pickTimeout(rng *rand.Rand) time.Duration {
+	if rng.IntN(4) == 0 {
+		return shortOpTimeout
+	}
+	return opTimeout
+}
 
 // writeStatus classifies the error of a write. A write that failed with
 // ErrUnavailable and not ErrOutcomeUnknown was not applied (client
@@ -81,11 +92,11 @@ func startWorkloads(regCl, setCl, ctrCl *client.Client, seed uint64) *workloads 
 	}
 	for i := range setWorkers {
 		w.wg.Add(1)
-		go w.set(setCl, i)
+		go w.set(setCl, i, rand.New(rand.NewPCG(seed, uint64(300+i))))
 	}
 	for i := range ctrWorkers {
 		w.wg.Add(1)
-		go w.counter(ctrCl, i, rand.New(rand.NewPCG(seed, uint64(200+i))))
+		go w.counter(ctrCl, rand.New(rand.NewPCG(seed, uint64(200+i))))
 	}
 	return w
 }
@@ -120,7 +131,7 @@ func (w *workloads) register(cl *client.Client, id int, rng *rand.Rand) {
 	for n := 0; !w.stop.Load(); n++ {
 		key := regKey(w.cycle.Load(), rng.IntN(regKeys))
 		op := regOp{Client: id, Key: key}
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), pickTimeout(rng))
 		var err error
 		switch r := rng.IntN(10); {
 		case r < 4:
@@ -180,11 +191,11 @@ func (w *workloads) register(cl *client.Client, id int, rng *rand.Rand) {
 }
 
 // set inserts unique keys, one after another.
-func (w *workloads) set(cl *client.Client, id int) {
+func (w *workloads) set(cl *client.Client, id int, rng *rand.Rand) {
 	defer w.wg.Done()
 	for n := 0; !w.stop.Load(); n++ {
 		key, value := fmt.Sprintf("%s%d/%06d", setPrefix, id, n), fmt.Sprintf("s%d-%d", id, n)
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), pickTimeout(rng))
 		err := cl.Put(ctx, key, []byte(value))
 		cancel()
 		st := writeStatus(err)
@@ -200,12 +211,11 @@ func (w *workloads) set(cl *client.Client, id int) {
 }
 
 // counter adds 1 to random counters.
-func (w *workloads) counter(cl *client.Client, id int, rng *rand.Rand) {
+func (w *workloads) counter(cl *client.Client, rng *rand.Rand) {
 	defer w.wg.Done()
-	_ = id
 	for !w.stop.Load() {
 		key := ctrKey(rng.IntN(ctrKeys))
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), pickTimeout(rng))
 		v, err := cl.Add(ctx, key, 1)
 		cancel()
 		w.noteErr(err)

@@ -49,16 +49,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.BoolVar(&f.serializable, "serializable", false, "serializable reads from the local member (possibly stale; kvctl bench --stale)")
 	fs.StringVar(&f.output, "output", "table", "output format: table or json")
 	fs.StringVar(&f.output, "o", "table", "shorthand for --output")
-	b := &f.bench
-	fs.StringVar(&b.Workload, "workload", b.Workload, "YCSB workload: A (50/50 read/update), B (95/5), C (read only)")
-	fs.IntVar(&b.Keys, "keys", b.Keys, "number of keys")
-	fs.StringVar(&b.Distribution, "distribution", b.Distribution, "key distribution: zipfian (YCSB scrambled, theta 0.99) or uniform")
-	fs.IntVar(&b.ValueSize, "value-size", b.ValueSize, "value size in bytes")
-	fs.IntVar(&b.Concurrency, "concurrency", b.Concurrency, "concurrent workers")
-	fs.DurationVar(&b.Duration, "duration", b.Duration, "how long to run")
-	fs.BoolVar(&b.Preload, "preload", b.Preload, "write every key before the run")
-	fs.StringVar(&b.KeyPrefix, "key-prefix", b.KeyPrefix, "prefix of the benchmark's keys")
-	fs.Uint64Var(&b.Seed, "seed", 0, "random seed (0 = random)")
+	f.bench.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -78,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	if f.output != "table" && f.output != "json" {
 		errs = append(errs, fmt.Errorf("--output %q is not supported: use table or json", f.output))
 	}
-	errs = append(errs, b.Validate())
+	errs = append(errs, f.bench.ValidateFlags(0))
 	return f, errors.Join(errs...)
 }
 
