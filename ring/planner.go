@@ -355,7 +355,6 @@ func newPlanner(m *Map, caughtUp func(string) bool, opts PlanOptions) *planner {
 			switch {
 			case r.Role == RoleLearner:
 				learners++
-				p.receives[r.NodeID]++
 			case p.alive(r.NodeID):
 				live++
 				voters++
@@ -363,9 +362,17 @@ func newPlanner(m *Map, caughtUp func(string) bool, opts PlanOptions) *planner {
 				voters++
 			}
 		}
-		// A shard that lost quorum moves nothing: it does not hold a
-		// place under the cap.
-		if live >= quorum(voters) && (learners > 0 || voters > len(p.target[i])) {
+		// A shard that lost quorum moves nothing: it holds no place under
+		// the caps.
+		if live < quorum(voters) {
+			continue
+		}
+		for _, r := range s.Replicas {
+			if r.Role == RoleLearner {
+				p.receives[r.NodeID]++
+			}
+		}
+		if learners > 0 || voters > len(p.target[i]) {
 			p.inFlight++
 			if len(s.Replicas) > 0 && p.alive(s.Replicas[0].NodeID) {
 				p.sends[s.Replicas[0].NodeID]++

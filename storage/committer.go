@@ -159,28 +159,34 @@ func (c *committer) run() {
 				timer = time.NewTimer(c.linger)
 				deadline = timer.C
 			}
+			// add takes r into the batch, or holds a solo request back for the
+			// next one (ending this batch).
+			add := func(r *request) bool {
+				if r.solo {
+					held = r
+					return false
+				}
+				batch = append(batch, r)
+				return true
+			}
 		fill:
 			for len(batch) < maxBatchOps {
 				select {
 				case r := <-c.reqs:
-					if r.solo {
-						held = r
+					if !add(r) {
 						break fill
 					}
-					batch = append(batch, r)
 					continue
 				default:
 				}
 				if deadline == nil {
-					break fill
+					break
 				}
 				select {
 				case r := <-c.reqs:
-					if r.solo {
-						held = r
+					if !add(r) {
 						break fill
 					}
-					batch = append(batch, r)
 				case <-deadline:
 					break fill
 				case <-c.stop:

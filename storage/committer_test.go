@@ -208,3 +208,73 @@ func TestLogStore_CloseFailsQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCommitter_LingerUnderLoad: once a commit carried more than one request,
+// the next commit waits (up to the linger) for more, so a request arriving
+// just after a lone one shares its fsync.
+func TestCommitter_LingerUnderLoad(t *testing.T) {
+	var mu sync.Mutex
+	var perCommit []int
+	d, err := OpenStateDB(filepath.Join(t.TempDir(), "state.db"), StateDBOptions{
+		GroupCommitLinger: 500 * time.Millisecond,
+		OnCommit:          func(n int, _ time.Duration) { mu.Lock(); perCommit = append(perCommit, n); mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	s, _ := d.Shard("a")
+	put := func(k string) error {
+		return s.Update(func(tx *Tx) error { return tx.Put([]byte(k), []byte("v"), 1) })
+	}
+
+	mu.Lock()
+	base := len(perCommit) // Shard("a") committed its bucket
+	mu.Unlock()
+
+	// Load: two requests queued behind a held commit form a batch of two.
+	wait, release := holdCommitter(t, d.c)
+	var wg sync.WaitGroup
+	for _, k := range []string{"a", "b"} {
+		wg.Go(func() {
+			if err := put(k); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wait(2)
+	release()
+	wg.Wait()
+
+	// A lone request: the committer takes it and lingers; one sent while it
+	// lingers joins the same commit.
+	wg.Go(func() {
+		if err := put("c"); err != nil {
+			t.Error(err)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(perCommit)
+		mu.Unlock()
+		if n >= base+2 && len(d.c.reqs) == 0 {
+			break // {held} and {a, b} committed; "c" has been taken by the committer
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("first commits did not happen")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	wg.Go(func() {
+		if err := put("d"); err != nil {
+			t.Error(err)
+		}
+	})
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if got := perCommit[base:]; len(got) != 3 || got[2] != 2 {
+		t.Fatalf("commits carried %v requests; want the lone request and the late one to share the third commit ([1 2 2])", got)
+	}
+}
