@@ -3,6 +3,8 @@ package replication
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -177,6 +179,7 @@ func (n *Node) reconcile() {
 			n.logger.Error("cannot start shard replica; will retry", "replica", ref.Replica.ID, "err", err)
 		}
 	}
+	n.collectGarbage(m)
 	if missing == 0 {
 		n.readyOnce.Do(func() {
 			n.logger.Info("node ready", "cluster", m.ClusterID, "epoch", m.Epoch, "replicas", len(m.ReplicasOn(n.cfg.NodeID)))
@@ -333,4 +336,65 @@ func containsString(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// collectGarbage stops and deletes the shard replicas on this node that m
+// no longer places here: the running ones and any left on disk. A replica is
+// dropped only if m knows of it — its sequence number is below m's
+// NextReplicaSeq, so it was allocated before m and has since been removed —
+// never one that a newer map than this node's may have placed here. A
+// replica that comes back from a partition after its removal is therefore
+// deleted, not revived.
+func (n *Node) collectGarbage(m *ring.Map) {
+	want := map[string]bool{}
+	for _, ref := range m.ReplicasOn(n.cfg.NodeID) {
+		want[ref.Replica.ID] = true
+	}
+	removed := func(id string) bool {
+		if want[id] {
+			return false
+		}
+		_, nodeID, seq, err := ring.ParseReplicaID(id)
+		return err == nil && nodeID == n.cfg.NodeID && seq < m.NextReplicaSeq
+	}
+	n.mu.RLock()
+	var stale []*replica
+	for id, r := range n.replicas {
+		if !r.spec.Meta && removed(id) {
+			stale = append(stale, r)
+		}
+	}
+	n.mu.RUnlock()
+	for _, r := range stale {
+		n.mu.Lock()
+		delete(n.replicas, r.spec.ID)
+		if n.byShard[r.spec.Shard] == r {
+			delete(n.byShard, r.spec.Shard)
+		}
+		n.mu.Unlock()
+		if err := r.shutdown(); err != nil {
+			n.logger.Warn("stopping removed replica", "replica", r.spec.ID, "err", err)
+		}
+	}
+	groups, err := n.logDB.Groups()
+	if err != nil {
+		return
+	}
+	for _, id := range groups {
+		n.mu.RLock()
+		_, running := n.replicas[id]
+		n.mu.RUnlock()
+		if running || !removed(id) {
+			continue
+		}
+		n.logger.Info("deleting removed replica", "replica", id, "epoch", m.Epoch)
+		if err := n.logDB.DropGroup(id); err != nil {
+			n.logger.Warn("delete raft log of removed replica", "replica", id, "err", err)
+			continue
+		}
+		if err := n.stateDB.DropShard(id); err != nil {
+			n.logger.Warn("delete state of removed replica", "replica", id, "err", err)
+		}
+		os.RemoveAll(filepath.Join(n.cfg.DataDir, "snapshots", groupDir(id)))
+	}
 }

@@ -44,6 +44,11 @@ type Config struct {
 
 	SessionTTL time.Duration // how long a write session's last result is remembered
 
+	// DeadNodeGrace is how long gossip must report a node dead before its
+	// replicas are replaced elsewhere (flag --dead-node-grace). The dev
+	// default is 60s; raise it in production so a reboot moves nothing.
+	DeadNodeGrace time.Duration
+
 	// GossipFast shortens gossip intervals (tests).
 	GossipFast bool
 
@@ -69,6 +74,7 @@ func DefaultConfig() Config {
 		SessionTTL:           DefaultSessionTTL,
 		GroupCommitLinger:    time.Millisecond,
 		MaxProposalsInFlight: MaxProposalsInFlight,
+		DeadNodeGrace:        60 * time.Second,
 	}
 }
 
@@ -128,6 +134,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GroupCommitLinger < 0 || c.GroupCommitLinger > 100*time.Millisecond {
 		bad("GroupCommitLinger", c.GroupCommitLinger, "must be 0..100ms")
+	}
+	if c.DeadNodeGrace < time.Second {
+		bad("DeadNodeGrace", c.DeadNodeGrace, "must be ≥ 1s")
 	}
 	if c.MaxProposalsInFlight < 1 {
 		bad("MaxProposalsInFlight", c.MaxProposalsInFlight, "must be ≥ 1")

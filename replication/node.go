@@ -251,6 +251,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.goAttach(n.reconcileLoop)
 	n.goAttach(n.mapLoop)
 	n.goAttach(n.balanceLoop)
+	n.goAttach(n.controlLoop)
+	n.goAttach(n.confChangeLoop)
 	if n.currentMap() == nil && n.meta == nil {
 		if n.cfg.BootstrapExpect > 0 {
 			n.goAttach(n.bootstrapLoop)

@@ -107,7 +107,9 @@ func (c *Cluster) start(i int, first bool) {
 	cfg.DataDir = tn.DataDir
 	cfg.Shards = c.opts.Shards
 	cfg.Replicas = c.opts.Replicas
-	cfg.BootstrapExpect = c.opts.Nodes
+	if i < c.opts.Nodes {
+		cfg.BootstrapExpect = c.opts.Nodes // the founding nodes
+	}
 	cfg.GossipFast = true
 	cfg.HeartbeatTimeout = 500 * time.Millisecond
 	cfg.ElectionTimeout = 500 * time.Millisecond
@@ -162,6 +164,22 @@ func listenRetry(addr string) (net.Listener, error) {
 		}
 		time.Sleep(50 * time.Millisecond) // port reuse back-off, not synchronisation
 	}
+}
+
+// AddNode starts one more node that joins the running cluster through
+// gossip (no bootstrap) and returns its index. It does not wait for data to
+// move onto it.
+func (c *Cluster) AddNode() int {
+	c.t.Helper()
+	i := len(c.Nodes)
+	c.Nodes = append(c.Nodes, &TestNode{
+		Index:   i,
+		ID:      fmt.Sprintf("n%d", i+1),
+		IP:      fmt.Sprintf("127.0.0.%d", i+2),
+		DataDir: filepath.Join(filepath.Dir(c.Nodes[0].DataDir), fmt.Sprintf("n%d", i+1)),
+	})
+	c.start(i, true)
+	return i
 }
 
 // Endpoints returns the gRPC addresses of all nodes.

@@ -1,0 +1,105 @@
+package replication
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ridgeline-kv/ridgeline/ring"
+)
+
+// confChangeLoop makes each shard's raft configuration follow the map, on
+// the shard's leader: replicas the map adds join as non-voters, learners the
+// map promotes become voters, and replicas the map drops are removed — adds
+// before removals, one change per shard per round, every change guarded by
+// the configuration index it was computed from (prevIndex). A leader the map
+// drops hands leadership to a voter that stays before it is removed.
+func (n *Node) confChangeLoop() {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		m := n.currentMap()
+		if m == nil {
+			continue
+		}
+		n.mu.RLock()
+		var leading []*replica
+		for _, r := range n.byShard {
+			if r.isLeader() {
+				leading = append(leading, r)
+			}
+		}
+		n.mu.RUnlock()
+		for _, r := range leading {
+			if err := n.confChange(m, r); err != nil {
+				n.logger.Debug("configuration change", "shard", r.spec.Shard, "err", err)
+			}
+		}
+	}
+}
+
+func (n *Node) confChange(m *ring.Map, r *replica) error {
+	if int(r.spec.Shard) >= len(m.Shards) {
+		return nil
+	}
+	want := m.Shards[r.spec.Shard].Replicas
+	if !containsReplica(want, r.spec.ID) && len(want) > 0 {
+		// The map moved this replica away while it leads: hand over first.
+		for _, rep := range want {
+			if rep.Role == ring.RoleVoter {
+				if nd, ok := m.Node(rep.NodeID); ok {
+					return await(context.Background(), r.stop, r.raft.LeadershipTransferToServer(raft.ServerID(rep.ID), raft.ServerAddress(nd.Addr)))
+				}
+			}
+		}
+		return nil
+	}
+	f := r.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	have, idx := f.Configuration(), f.Index()
+	suffrage := map[string]raft.ServerSuffrage{}
+	for _, s := range have.Servers {
+		suffrage[string(s.ID)] = s.Suffrage
+	}
+	const timeout = 5 * time.Second
+	for _, rep := range want {
+		nd, ok := m.Node(rep.NodeID)
+		if !ok {
+			continue
+		}
+		id, addr := raft.ServerID(rep.ID), raft.ServerAddress(nd.Addr)
+		s, present := suffrage[rep.ID]
+		switch {
+		case !present && rep.Role == ring.RoleLearner:
+			n.logger.Info("adding learner", "shard", r.spec.Shard, "replica", rep.ID)
+			return r.raft.AddNonvoter(id, addr, idx, timeout).Error()
+		case !present || (rep.Role == ring.RoleVoter && s != raft.Voter):
+			n.logger.Info("adding voter", "shard", r.spec.Shard, "replica", rep.ID)
+			return r.raft.AddVoter(id, addr, idx, timeout).Error()
+		}
+	}
+	for _, s := range have.Servers {
+		if !containsReplica(want, string(s.ID)) {
+			n.logger.Info("removing replica", "shard", r.spec.Shard, "replica", s.ID)
+			return r.raft.RemoveServer(s.ID, idx, timeout).Error()
+		}
+	}
+	return nil
+}
+
+func containsReplica(reps []ring.Replica, id string) bool {
+	for _, r := range reps {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
+}

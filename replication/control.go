@@ -1,0 +1,163 @@
+package replication
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
+	"github.com/ridgeline-kv/ridgeline/ring"
+)
+
+// This file is the meta leader's control loop: it turns what gossip sees
+// into map changes (admitting joining nodes) and runs the placement planner
+// (ring.Plan), committing each round's moves as one new map. The moves
+// themselves are carried out by the shard leaders (confchange.go) and the
+// nodes hosting the replicas (cluster.go), all driven by the map.
+
+// controlLoop runs on every node and acts while its meta replica leads.
+func (n *Node) controlLoop() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		n.mu.RLock()
+		meta, mfsm := n.meta, n.metaFSM
+		n.mu.RUnlock()
+		if meta == nil || !meta.isLeader() {
+			continue
+		}
+		m := mfsm.Map()
+		if m == nil {
+			continue
+		}
+		if err := n.controlRound(m); err != nil {
+			n.logger.Warn("control round", "err", err)
+		}
+	}
+}
+
+// controlRound makes at most one map change: membership first, then moves.
+func (n *Node) controlRound(m *ring.Map) error {
+	if next, why := n.admitNodes(m); next != nil {
+		n.logger.Info("cluster membership", "change", why, "epoch", m.Epoch+1)
+		return n.commitMap(m, next)
+	}
+	statuses := n.replicaStatuses(m)
+	caughtUp := func(id string) bool {
+		st, ok := statuses[id]
+		if !ok || st.AppliedIndex == 0 {
+			return false
+		}
+		shard, _, _ := m.Replica(id)
+		var leaderCommit uint64
+		for _, rep := range m.Shards[shard].Replicas {
+			if ls, ok := statuses[rep.ID]; ok && ls.State == "Leader" {
+				leaderCommit = ls.CommitIndex
+			}
+		}
+		// Caught up: within a few entries of the leader's commit index.
+		return leaderCommit > 0 && st.AppliedIndex+16 >= leaderCommit
+	}
+	opts := ring.DefaultPlanOptions()
+	opts.Down = n.nodeDown
+	res := ring.Plan(m, caughtUp, opts)
+	if len(res.Moves) == 0 {
+		return nil
+	}
+	next := m
+	for _, mv := range res.Moves {
+		applied, err := next.Apply(mv)
+		if err != nil {
+			return fmt.Errorf("apply %v: %w", mv, err)
+		}
+		n.logger.Info("placement move", "move", mv.String())
+		next = applied
+	}
+	return n.commitMap(m, next)
+}
+
+func (n *Node) commitMap(cur, next *ring.Map) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := n.proposeMap(ctx, cur.Epoch, next)
+	if err != nil {
+		return err
+	}
+	if !res.Applied {
+		return fmt.Errorf("map changed concurrently (epoch now %d)", res.Epoch)
+	}
+	return nil
+}
+
+// admitNodes returns the successor map that admits one alive gossip member
+// not yet in the map (as joining), or activates one joining member, and a
+// description; nil when membership is current.
+func (n *Node) admitNodes(m *ring.Map) (*ring.Map, string) {
+	for _, mem := range n.members.Members() {
+		if mem.Status != ring.MemberAlive {
+			continue
+		}
+		meta := mem.Meta
+		if meta.ClusterID != "" && meta.ClusterID != m.ClusterID {
+			continue
+		}
+		nd, known := m.Node(meta.NodeID)
+		switch {
+		case !known:
+			return m.WithNode(ring.Node{ID: meta.NodeID, Incarnation: meta.Incarnation, Addr: meta.Addr,
+				GossipAddr: mem.GossipAddr, HTTPAddr: meta.HTTPAddr, State: ring.NodeJoining}), "node " + meta.NodeID + " joins"
+		case nd.State == ring.NodeJoining:
+			nd.State = ring.NodeActive
+			return m.WithNode(nd), "node " + meta.NodeID + " is active"
+		case nd.State != ring.NodeRemoved && meta.Incarnation > nd.Incarnation && meta.Addr == nd.Addr:
+			nd.Incarnation, nd.HTTPAddr = meta.Incarnation, meta.HTTPAddr
+			return m.WithNode(nd), "node " + meta.NodeID + " restarted"
+		}
+	}
+	return nil, ""
+}
+
+// nodeDown reports nodes gossip has seen dead for longer than the grace
+// period: their replicas get replaced.
+func (n *Node) nodeDown(nodeID string) bool {
+	for _, mem := range n.members.Members() {
+		if mem.Meta.NodeID == nodeID || mem.Name == nodeID {
+			return mem.Status != ring.MemberAlive && time.Since(mem.Since) > n.cfg.DeadNodeGrace
+		}
+	}
+	return false
+}
+
+// replicaStatuses asks every alive node of the map for its replicas' status.
+func (n *Node) replicaStatuses(m *ring.Map) map[string]*kvpb.ReplicaStatus {
+	out := map[string]*kvpb.ReplicaStatus{}
+	for _, nd := range m.Nodes {
+		if nd.State == ring.NodeRemoved {
+			continue
+		}
+		var st *kvpb.NodeStatusResponse
+		if nd.ID == n.cfg.NodeID {
+			st = n.Status()
+		} else {
+			conn, err := n.peers.get(nd.Addr)
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err = kvpb.NewAdminClient(conn).NodeStatus(ctx, &kvpb.NodeStatusRequest{})
+			cancel()
+			if err != nil {
+				continue
+			}
+		}
+		for _, r := range st.GetReplicas() {
+			out[r.GetReplicaId()] = r
+		}
+	}
+	return out
+}
