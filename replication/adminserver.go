@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
-	"github.com/ridgeline-kv/ridgeline/ring"
 	"github.com/ridgeline-kv/ridgeline/storage"
 )
 
@@ -59,7 +58,34 @@ func (s *adminServer) NodeStatus(ctx context.Context, req *kvpb.NodeStatusReques
 	return resp, nil
 }
 
-var _ = ring.NodeActive
+func (s *adminServer) DrainNode(ctx context.Context, req *kvpb.DrainNodeRequest) (*kvpb.MapChangeResponse, error) {
+	resp, err := onMetaLeader(ctx, s.n, func() (*kvpb.MapChangeResponse, error) {
+		epoch, err := s.n.drainNode(req.GetNodeId())
+		return &kvpb.MapChangeResponse{Epoch: epoch}, err
+	}, func(ctx context.Context, c kvpb.AdminClient) (*kvpb.MapChangeResponse, error) {
+		return c.DrainNode(ctx, req)
+	})
+	return resp, s.n.toStatus(err, 0, nil)
+}
+
+func (s *adminServer) RemoveNode(ctx context.Context, req *kvpb.RemoveNodeRequest) (*kvpb.MapChangeResponse, error) {
+	resp, err := onMetaLeader(ctx, s.n, func() (*kvpb.MapChangeResponse, error) {
+		epoch, err := s.n.removeNode(req.GetNodeId())
+		return &kvpb.MapChangeResponse{Epoch: epoch}, err
+	}, func(ctx context.Context, c kvpb.AdminClient) (*kvpb.MapChangeResponse, error) {
+		return c.RemoveNode(ctx, req)
+	})
+	return resp, s.n.toStatus(err, 0, nil)
+}
+
+func (s *adminServer) Rebalance(ctx context.Context, req *kvpb.RebalanceRequest) (*kvpb.RebalanceResponse, error) {
+	resp, err := onMetaLeader(ctx, s.n, func() (*kvpb.RebalanceResponse, error) {
+		return s.n.rebalance(req.GetAction())
+	}, func(ctx context.Context, c kvpb.AdminClient) (*kvpb.RebalanceResponse, error) {
+		return c.Rebalance(ctx, req)
+	})
+	return resp, s.n.toStatus(err, 0, nil)
+}
 
 // Status reports the node and its replicas (what Admin.NodeStatus serves).
 func (n *Node) Status() *kvpb.NodeStatusResponse {

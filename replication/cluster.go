@@ -129,6 +129,10 @@ func (n *Node) setMap(m *ring.Map) {
 		n.failFatal(fmt.Errorf("persist cluster map: %w", err))
 		return
 	}
+	if err := removedError(m, n.cfg.NodeID); err != nil { // persisted first: a restart is refused at once
+		n.failFatal(err)
+		return
+	}
 	n.logger.Debug("cluster map", "epoch", m.Epoch)
 	if n.members != nil {
 		go n.members.UpdateMeta(time.Second)
@@ -397,4 +401,16 @@ func (n *Node) collectGarbage(m *ring.Map) {
 		}
 		os.RemoveAll(filepath.Join(n.cfg.DataDir, "snapshots", groupDir(id)))
 	}
+}
+
+// removedError says why a node the map marks removed may not run.
+func removedError(m *ring.Map, nodeID string) error {
+	if m == nil {
+		return nil
+	}
+	if nd, ok := m.Node(nodeID); ok && nd.State == ring.NodeRemoved {
+		return fmt.Errorf("replication: node %q was removed from cluster %s (map epoch %d) and may not rejoin with its old data: "+
+			"to add this machine again, start it with a new --id and an empty --data-dir", nodeID, m.ClusterID, m.Epoch)
+	}
+	return nil
 }

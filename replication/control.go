@@ -47,6 +47,9 @@ func (n *Node) controlRound(m *ring.Map) error {
 		n.logger.Info("cluster membership", "change", why, "epoch", m.Epoch+1)
 		return n.commitMap(m, next)
 	}
+	if m.RebalancePaused {
+		return nil
+	}
 	statuses := n.replicaStatuses(m)
 	caughtUp := func(id string) bool {
 		st, ok := statuses[id]
@@ -78,7 +81,11 @@ func (n *Node) controlRound(m *ring.Map) error {
 		n.logger.Info("placement move", "move", mv.String())
 		next = applied
 	}
-	return n.commitMap(m, next)
+	if err := n.commitMap(m, next); err != nil {
+		return err
+	}
+	n.movesDone.Add(uint64(len(res.Moves)))
+	return nil
 }
 
 func (n *Node) commitMap(cur, next *ring.Map) error {
@@ -114,9 +121,18 @@ func (n *Node) admitNodes(m *ring.Map) (*ring.Map, string) {
 		case nd.State == ring.NodeJoining:
 			nd.State = ring.NodeActive
 			return m.WithNode(nd), "node " + meta.NodeID + " is active"
+		case nd.State == ring.NodeDown:
+			nd.State, nd.Incarnation, nd.HTTPAddr = ring.NodeActive, meta.Incarnation, meta.HTTPAddr
+			return m.WithNode(nd), "node " + meta.NodeID + " is back"
 		case nd.State != ring.NodeRemoved && meta.Incarnation > nd.Incarnation && meta.Addr == nd.Addr:
 			nd.Incarnation, nd.HTTPAddr = meta.Incarnation, meta.HTTPAddr
 			return m.WithNode(nd), "node " + meta.NodeID + " restarted"
+		}
+	}
+	for _, nd := range m.Nodes {
+		if nd.State == ring.NodeActive && nd.ID != n.cfg.NodeID && n.nodeDown(nd.ID) {
+			nd.State = ring.NodeDown
+			return m.WithNode(nd), fmt.Sprintf("node %s dead for over %v: replacing its replicas", nd.ID, n.cfg.DeadNodeGrace)
 		}
 	}
 	return nil, ""

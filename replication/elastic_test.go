@@ -3,11 +3,16 @@ package replication_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/ridgeline-kv/ridgeline/replication"
 
 	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
 	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
@@ -121,4 +126,143 @@ func TestCluster_JoinRebalancesOntoNewNode(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func adminClient(t *testing.T, addr string) kvpb.AdminClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return kvpb.NewAdminClient(conn)
+}
+
+// converged waits until the map has no moves left and its placement runs.
+func converged(t *testing.T, c *replicationtest.Cluster, from int, down map[string]bool, check func(m *ring.Map) error) *ring.Map {
+	t.Helper()
+	var last *ring.Map
+	c.Eventually(90*time.Second, "placement converged", func() error {
+		m, err := clusterMap(t, c, from)
+		if err != nil {
+			return err
+		}
+		last = m
+		res := ring.Plan(m, func(string) bool { return true }, ring.PlanOptions{Down: func(id string) bool { return down[id] }})
+		if !res.Done() {
+			return fmt.Errorf("epoch %d: %d moves, %d pending", m.Epoch, len(res.Moves), len(res.Pending))
+		}
+		if err := check(m); err != nil {
+			return err
+		}
+		return placementLive(c, m)
+	})
+	return last
+}
+
+func TestCluster_DrainRemoveAndRefuseRestart(t *testing.T) {
+	const shards = 8
+	c := replicationtest.NewCluster(t, replicationtest.Options{Nodes: 4, Shards: shards})
+	putAll(t, c, shards, 1, "drain", 60)
+	victim := c.Nodes[3] // not a meta voter (n1..n3 are)
+	admin := adminClient(t, victim.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+
+	if _, err := admin.DrainNode(ctx, &kvpb.DrainNodeRequest{NodeId: victim.ID}); err != nil {
+		t.Fatalf("drain %s: %v", victim.ID, err)
+	}
+	converged(t, c, 0, nil, func(m *ring.Map) error {
+		if nd, _ := m.Node(victim.ID); nd.State != ring.NodeDraining || len(m.ReplicasOn(victim.ID)) != 0 {
+			return fmt.Errorf("epoch %d: %s is %v with %d replicas", m.Epoch, victim.ID, nd.State, len(m.ReplicasOn(victim.ID)))
+		}
+		return nil
+	})
+
+	// Three active nodes left for RF 3: draining another must be refused.
+	_, err := admin.DrainNode(ctx, &kvpb.DrainNodeRequest{NodeId: c.Nodes[0].ID})
+	if st, _ := status.FromError(err); st.Code() != codes.FailedPrecondition {
+		t.Fatalf("drain below RF: got %v, want FailedPrecondition saying why", err)
+	}
+	t.Logf("drain below RF refused: %v", err)
+
+	if _, err := admin.RemoveNode(ctx, &kvpb.RemoveNodeRequest{NodeId: victim.ID}); err != nil {
+		t.Fatalf("remove %s: %v", victim.ID, err)
+	}
+	// The removed node stops by itself, and refuses to start on its data.
+	select {
+	case err := <-victim.Node().Fatal():
+		if !strings.Contains(err.Error(), "was removed") {
+			t.Fatalf("removed node stopped with %v; want it to say it was removed", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("removed node %s kept running", victim.ID)
+	}
+	c.Kill(3)
+	cfg := replication.DefaultConfig()
+	cfg.NodeID, cfg.DataDir, cfg.Addr, cfg.GossipAddr = victim.ID, victim.DataDir, victim.IP+":0", victim.IP+":0"
+	if _, err := replication.NewNode(cfg); err == nil || !strings.Contains(err.Error(), "new --id") {
+		t.Fatalf("restarting a removed node: got %v; want a refusal that says to use a new --id and empty --data-dir", err)
+	}
+	c.Nodes = c.Nodes[:3]
+	for k := 0; k < 60; k++ {
+		key := fmt.Sprintf("drain-%04d", k)
+		if err := onLeader(t, c, shards, key, func(kv kvpb.KVClient) error {
+			resp, err := kv.Get(ctx, &kvpb.GetRequest{Key: []byte(key)})
+			if err == nil && !resp.Found {
+				return fmt.Errorf("key %s lost", key)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCluster_DeadNodeReplacedThenRejoinsEmpty(t *testing.T) {
+	const shards = 8
+	c := replicationtest.NewCluster(t, replicationtest.Options{Nodes: 4, Shards: shards, Configure: func(i int, cfg *replication.Config) {
+		cfg.DeadNodeGrace = 2 * time.Second
+	}})
+	putAll(t, c, shards, 1, "dead", 60)
+	victim := c.Nodes[3]
+	before, _ := clusterMap(t, c, 0)
+	old := map[string]bool{}
+	for _, ref := range before.ReplicasOn(victim.ID) {
+		old[ref.Replica.ID] = true
+	}
+	c.Kill(3)
+	converged(t, c, 0, map[string]bool{victim.ID: true}, func(m *ring.Map) error {
+		if n := len(m.ReplicasOn(victim.ID)); n != 0 {
+			return fmt.Errorf("epoch %d: dead node still holds %d replicas", m.Epoch, n)
+		}
+		for _, s := range m.Shards {
+			if len(s.Replicas) != 3 {
+				return fmt.Errorf("shard %d has %d replicas, want 3", s.ID, len(s.Replicas))
+			}
+		}
+		return nil
+	})
+	c.Restart(3)
+	// It rejoins as an active member; its old replicas are deleted, not revived.
+	c.Eventually(60*time.Second, "old replicas garbage-collected", func() error {
+		st, err := c.Status(3)
+		if err != nil {
+			return err
+		}
+		for _, r := range st.Replicas {
+			if old[r.ReplicaId] {
+				return fmt.Errorf("stale replica %s runs again", r.ReplicaId)
+			}
+		}
+		m, err := clusterMap(t, c, 0)
+		if err != nil {
+			return err
+		}
+		if nd, _ := m.Node(victim.ID); nd.State != ring.NodeActive {
+			return fmt.Errorf("rejoined node is %v", nd.State)
+		}
+		return nil
+	})
+	converged(t, c, 0, nil, func(*ring.Map) error { return nil })
 }

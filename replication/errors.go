@@ -22,6 +22,9 @@ var (
 	ErrWrongShard = errors.New("replication: shard not on this node")
 	// ErrStopped: the node is shutting down.
 	ErrStopped = errors.New("replication: node stopped")
+	// ErrRefused: an operator action that cannot be done in the cluster's
+	// current state; the message says why and what to do first.
+	ErrRefused = errors.New("replication: refused")
 	// ErrSessionSuperseded: a retry carried a sequence older than the
 	// session's last; the original outcome is no longer remembered.
 	ErrSessionSuperseded = errors.New("replication: write sequence superseded")

@@ -32,6 +32,8 @@ func (n *Node) toStatus(err error, shard uint32, r *replica) error {
 	switch {
 	case errors.Is(err, ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, msg)
+	case errors.Is(err, ErrRefused):
+		return status.Error(codes.FailedPrecondition, msg)
 	case errors.Is(err, ErrTooManyProposals):
 		return status.Error(codes.ResourceExhausted, msg)
 	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNoLeader):
@@ -65,7 +67,7 @@ func (n *Node) toStatus(err error, shard uint32, r *replica) error {
 // isOurs reports whether err wraps one of the package's sentinels (a
 // status-carrying error from elsewhere passes through unchanged).
 func isOurs(err error) bool {
-	for _, s := range []error{ErrInvalidArgument, ErrTooManyProposals, ErrNotLeader, ErrNoLeader,
+	for _, s := range []error{ErrInvalidArgument, ErrRefused, ErrTooManyProposals, ErrNotLeader, ErrNoLeader,
 		ErrOutcomeUnknown, ErrWrongShard, ErrStopped, ErrSessionSuperseded} {
 		if errors.Is(err, s) {
 			return true

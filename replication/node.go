@@ -49,6 +49,8 @@ type Node struct {
 	// with; its meta leader creates the first map from it.
 	bootstrapNodes []ring.Node
 
+	movesDone atomic.Uint64 // moves this node committed as meta leader
+
 	// Set by Start.
 	advertise string
 	localIP   net.IP
@@ -143,6 +145,10 @@ func NewNode(cfg Config) (*Node, error) {
 	if err != nil {
 		n.closeStores()
 		return nil, fmt.Errorf("replication: load node state: %w", err)
+	}
+	if err := removedError(n.cmap, cfg.NodeID); err != nil {
+		n.closeStores()
+		return nil, err
 	}
 	if n.cmap != nil {
 		n.keyspace = ring.NewKeyspace(n.cmap.ShardCount)

@@ -18,6 +18,10 @@ const (
 	NodeActive                        // holds replicas; counted by placement
 	NodeDraining                      // being emptied; not counted by placement
 	NodeRemoved                       // gone for good; its ID is never reused
+	// NodeDown: gossip reported the node dead for longer than the grace
+	// period; like draining it is not counted by placement, so its replicas
+	// are replaced, but it becomes active again when it comes back.
+	NodeDown
 )
 
 // String returns the lower-case name of s, or "unspecified" / "NodeState(n)".
@@ -33,11 +37,13 @@ func (s NodeState) String() string {
 		return "draining"
 	case NodeRemoved:
 		return "removed"
+	case NodeDown:
+		return "down"
 	}
 	return "NodeState(" + strconv.Itoa(int(s)) + ")"
 }
 
-func (s NodeState) valid() bool { return s >= NodeJoining && s <= NodeRemoved }
+func (s NodeState) valid() bool { return s >= NodeJoining && s <= NodeDown }
 
 // Role is a replica's raft role.
 type Role uint8
@@ -110,6 +116,9 @@ type Map struct {
 	MetaVoters []string
 	// NextReplicaSeq is the sequence number the next fresh replica ID gets.
 	NextReplicaSeq uint64
+	// RebalancePaused: operators paused placement moves (the planner does
+	// not run; membership changes still commit).
+	RebalancePaused bool
 }
 
 // ReplicaID returns the ID of a replica of shard on nodeID allocated with

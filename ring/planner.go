@@ -258,19 +258,20 @@ func quorum(n int) int { return n/2 + 1 }
 //
 //  1. A shard whose live voters are below a quorum of its voters is stuck:
 //     no configuration change can commit. It is reported, never moved.
-//  2. A learner on a node outside the target is removed. A learner on a
-//     target node is promoted once caughtUp reports its replica ID caught
-//     up; until then the shard waits: never two learners at once.
+//  2. A learner on a node outside the target is removed.
 //  3. With more voters than the target, the best voter outside the target
 //     is removed: replicas on removed or down nodes first, then draining,
 //     then the most loaded node. The preferred leader is never removed: the
 //     preference moves to a staying voter first (MoveTransferLeader). A
 //     removal that would leave live voters below a quorum of the remaining
 //     voters is not planned.
-//  4. With a target node missing, a learner is added there — a new move,
+//  4. A learner on a target node is promoted once caughtUp reports its
+//     replica ID caught up; until then the shard waits: never two learners
+//     at once.
+//  5. With a target node missing, a learner is added there — a new move,
 //     subject to opts' caps. Shards with a replica on a removed or down node
 //     go first, then under-replicated shards, then drains, then rebalancing.
-//  5. With the replica set equal to the target, the target's preferred
+//  6. With the replica set equal to the target, the target's preferred
 //     leader is made Replicas[0].
 //
 // So every replacement is added, caught up and promoted before the replica
@@ -386,7 +387,7 @@ func newPlanner(m *Map, caughtUp func(string) bool, opts PlanOptions) *planner {
 // removed and not reported down.
 func (p *planner) alive(id string) bool {
 	st, ok := p.state[id]
-	return ok && st != NodeRemoved && (p.opts.Down == nil || !p.opts.Down(id))
+	return ok && st != NodeRemoved && st != NodeDown && (p.opts.Down == nil || !p.opts.Down(id))
 }
 
 // shard decides shard i's next step: a move to emit now, a learner to add
@@ -417,18 +418,11 @@ func (p *planner) shard(i int) (*Move, *addCandidate, string) {
 		return nil, nil, fmt.Sprintf("quorum lost: %d of %d voters alive, %d needed; the shard needs recovery", live, len(voters), quorum(len(voters)))
 	}
 
-	// 2. Learners: drop strays, promote or wait for the one in the target.
+	// 2. Learners outside the target (it changed) are dropped.
 	for _, l := range learners {
 		if !inTarget(l.NodeID) {
 			return &Move{Kind: MoveRemoveReplica, Shard: id, Replica: l}, nil, ""
 		}
-	}
-	if len(learners) > 0 {
-		l := learners[0]
-		if p.alive(l.NodeID) && p.caughtUp(l.ID) {
-			return &Move{Kind: MovePromote, Shard: id, Replica: l}, nil, ""
-		}
-		return nil, nil, "learner " + l.ID + " catching up"
 	}
 
 	// 3. Too many voters: remove the best one outside the target.
@@ -472,7 +466,18 @@ func (p *planner) shard(i int) (*Move, *addCandidate, string) {
 		return nil, nil, fmt.Sprintf("no voter can be removed without losing quorum (%d of %d alive)", live, len(voters))
 	}
 
-	// 4. A target node is missing: add a learner there.
+	// 4. The learner in the target is promoted once caught up; until then
+	// the shard waits. (After step 3, so that a target that shrank
+	// meanwhile never takes the shard beyond target+1 voters.)
+	if len(learners) > 0 {
+		l := learners[0]
+		if p.alive(l.NodeID) && p.caughtUp(l.ID) {
+			return &Move{Kind: MovePromote, Shard: id, Replica: l}, nil, ""
+		}
+		return nil, nil, "learner " + l.ID + " catching up"
+	}
+
+	// 5. A target node is missing: add a learner there.
 	has := func(node string) bool {
 		return slices.ContainsFunc(voters, func(r Replica) bool { return r.NodeID == node })
 	}
@@ -506,7 +511,7 @@ func (p *planner) shard(i int) (*Move, *addCandidate, string) {
 		return nil, &a, ""
 	}
 
-	// 5. Replica set is the target: prefer the target's leader.
+	// 6. Replica set is the target: prefer the target's leader.
 	if s.Replicas[0].NodeID != target[0] {
 		if !p.alive(target[0]) {
 			return nil, nil, "preferred leader " + target[0] + " is down"
@@ -648,7 +653,7 @@ func (m *Map) Apply(mv Move) (*Map, error) {
 					continue
 				}
 				voters++
-				if n, ok := m.Node(r.NodeID); ok && n.State != NodeRemoved {
+				if n, ok := m.Node(r.NodeID); ok && n.State != NodeRemoved && n.State != NodeDown {
 					live++
 					if i == idx {
 						leavingLive = 1

@@ -19,8 +19,8 @@ func planMap(t testing.TB, n int, shards, rf uint32) *Map {
 	return m
 }
 
-// withNode returns m's successor in which node id (added if new) has state.
-func withNode(m *Map, id string, state NodeState) *Map {
+// withNodeState returns m's successor in which node id (added if new) has state.
+func withNodeState(m *Map, id string, state NodeState) *Map {
 	next := m.Clone()
 	next.Epoch++
 	i, ok := slices.BinarySearchFunc(next.Nodes, id, func(n Node, id string) int { return strings.Compare(n.ID, id) })
@@ -32,7 +32,7 @@ func withNode(m *Map, id string, state NodeState) *Map {
 	return next
 }
 
-func always(string) bool { return true }
+func allCaughtUp(string) bool { return true }
 
 // moveStats counts the moves a convergence took.
 type moveStats struct {
@@ -146,7 +146,7 @@ func (c *planChecker) caps(m *Map, target [][]string) {
 
 // converge plans and applies moves until Plan has none left or maxRounds
 // pass, checking every intermediate map.
-func converge(t testing.TB, m *Map, caughtUp func(string) bool, opts PlanOptions, c *planChecker, checkCaps bool, maxRounds int) (*Map, moveStats, PlanResult) {
+func convergePlan(t testing.TB, m *Map, caughtUp func(string) bool, opts PlanOptions, c *planChecker, checkCaps bool, maxRounds int) (*Map, moveStats, PlanResult) {
 	t.Helper()
 	st := moveStats{byKind: map[MoveKind]int{}}
 	for {
@@ -180,8 +180,8 @@ func converge(t testing.TB, m *Map, caughtUp func(string) bool, opts PlanOptions
 	}
 }
 
-// atTarget reports the first shard of m that is not exactly at target.
-func atTarget(m *Map, target [][]string) error {
+// checkAtTarget reports the first shard of m that is not exactly at target.
+func checkAtTarget(m *Map, target [][]string) error {
 	for i, s := range m.Shards {
 		var got []string
 		for _, r := range s.Replicas {
@@ -216,25 +216,25 @@ func TestPlan_join(t *testing.T) {
 	for _, step := range steps {
 		// A joining node is not placed on.
 		if step.state == NodeActive {
-			m = withNode(m, step.node, NodeJoining)
-			if res := Plan(m, always, PlanOptions{}); !res.Done() {
+			m = withNodeState(m, step.node, NodeJoining)
+			if res := Plan(m, allCaughtUp, PlanOptions{}); !res.Done() {
 				t.Fatalf("%s: plan with %s joining = %v, want done", step.name, step.node, res)
 			}
 		} else if err := CanDrain(m, step.node); err != nil {
 			t.Fatalf("%s: CanDrain: %v", step.name, err)
 		}
-		m = withNode(m, step.node, step.state)
+		m = withNodeState(m, step.node, step.state)
 
 		target := m.Target()
 		minimum := MinimalMoves(m, target)
 		var got *Map
 		var st moveStats
 		var res PlanResult
-		got, st, res = converge(t, m, always, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
+		got, st, res = convergePlan(t, m, allCaughtUp, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
 		if !res.Done() {
 			t.Fatalf("%s: stopped with pending %v", step.name, res.Pending)
 		}
-		if err := atTarget(got, target); err != nil {
+		if err := checkAtTarget(got, target); err != nil {
 			t.Fatalf("%s: %v", step.name, err)
 		}
 		adds := st.byKind[MoveAddLearner]
@@ -277,12 +277,12 @@ func TestCanDrain(t *testing.T) {
 	}{
 		{"enough nodes", 4, 3, nil, "node-1", ""},
 		{"would leave fewer than RF", 3, 3, nil, "node-1", "2 active nodes would remain, fewer than the replication factor 3"},
-		{"other node draining", 4, 3, func(m *Map) *Map { return withNode(m, "node-2", NodeDraining) }, "node-1", "2 active nodes would remain"},
+		{"other node draining", 4, 3, func(m *Map) *Map { return withNodeState(m, "node-2", NodeDraining) }, "node-1", "2 active nodes would remain"},
 		{"rf 1", 2, 1, nil, "node-2", ""},
 		{"last node", 1, 1, nil, "node-1", "0 active nodes would remain"},
-		{"already draining", 3, 3, func(m *Map) *Map { return withNode(m, "node-1", NodeDraining) }, "node-1", ""},
-		{"joining", 3, 3, func(m *Map) *Map { return withNode(m, "node-9", NodeJoining) }, "node-9", ""},
-		{"removed", 4, 3, func(m *Map) *Map { return withNode(m, "node-1", NodeRemoved) }, "node-1", "already removed"},
+		{"already draining", 3, 3, func(m *Map) *Map { return withNodeState(m, "node-1", NodeDraining) }, "node-1", ""},
+		{"joining", 3, 3, func(m *Map) *Map { return withNodeState(m, "node-9", NodeJoining) }, "node-9", ""},
+		{"removed", 4, 3, func(m *Map) *Map { return withNodeState(m, "node-1", NodeRemoved) }, "node-1", "already removed"},
 		{"unknown", 3, 3, nil, "node-7", "not in the cluster map"},
 	}
 	for _, tt := range tests {
@@ -306,16 +306,16 @@ func TestCanDrain(t *testing.T) {
 // a caught-up voter before the dead replica goes, and no intermediate map
 // loses quorum.
 func TestPlan_deadNode(t *testing.T) {
-	m := withNode(planMap(t, 5, DefaultShards, 3), "node-2", NodeRemoved)
+	m := withNodeState(planMap(t, 5, DefaultShards, 3), "node-2", NodeRemoved)
 	dead := map[uint32]string{}
 	for _, ref := range m.ReplicasOn("node-2") {
 		dead[ref.Shard] = ref.Replica.ID
 	}
-	got, st, res := converge(t, m, always, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
+	got, st, res := convergePlan(t, m, allCaughtUp, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
 	if !res.Done() {
 		t.Fatalf("pending %v", res.Pending)
 	}
-	if err := atTarget(got, m.Target()); err != nil {
+	if err := checkAtTarget(got, m.Target()); err != nil {
 		t.Fatal(err)
 	}
 	// Per shard: add, promote, then remove the dead replica.
@@ -347,12 +347,12 @@ func TestPlan_deadNode(t *testing.T) {
 // TestPlan_deadNodeFewerThanRF: with fewer active nodes than RF the dead
 // replicas are removed without replacement, never below quorum.
 func TestPlan_deadNodeFewerThanRF(t *testing.T) {
-	m := withNode(planMap(t, 3, 16, 3), "node-3", NodeRemoved)
-	got, st, res := converge(t, m, always, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
+	m := withNodeState(planMap(t, 3, 16, 3), "node-3", NodeRemoved)
+	got, st, res := convergePlan(t, m, allCaughtUp, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
 	if !res.Done() {
 		t.Fatalf("pending %v", res.Pending)
 	}
-	if err := atTarget(got, m.Target()); err != nil {
+	if err := checkAtTarget(got, m.Target()); err != nil {
 		t.Fatal(err)
 	}
 	if st.byKind[MoveAddLearner] != 0 || st.byKind[MoveRemoveReplica] != 16 {
@@ -364,7 +364,7 @@ func TestPlan_deadNodeFewerThanRF(t *testing.T) {
 // nodes is reported and left alone; the others still converge.
 func TestPlan_lostQuorum(t *testing.T) {
 	m := planMap(t, 5, DefaultShards, 3)
-	m = withNode(withNode(m, "node-1", NodeRemoved), "node-2", NodeRemoved)
+	m = withNodeState(withNodeState(m, "node-1", NodeRemoved), "node-2", NodeRemoved)
 	stuck := map[uint32]bool{}
 	for _, s := range m.Shards {
 		if v, l := liveVoters(m, s); l < quorum(v) {
@@ -374,7 +374,7 @@ func TestPlan_lostQuorum(t *testing.T) {
 	if len(stuck) == 0 {
 		t.Fatal("test setup: no shard lost quorum")
 	}
-	got, st, res := converge(t, m, always, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
+	got, st, res := convergePlan(t, m, allCaughtUp, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
 	for _, mv := range st.log {
 		if stuck[mv.Shard] {
 			t.Errorf("moved stuck shard: %v", mv)
@@ -398,7 +398,7 @@ func TestPlan_lostQuorum(t *testing.T) {
 	for i := range got.Shards {
 		if !stuck[uint32(i)] {
 			one := &Map{Shards: got.Shards[i : i+1]}
-			if err := atTarget(one, target[i:i+1]); err != nil {
+			if err := checkAtTarget(one, target[i:i+1]); err != nil {
 				t.Errorf("shard %d: %v", i, err)
 			}
 		}
@@ -408,9 +408,9 @@ func TestPlan_lostQuorum(t *testing.T) {
 // TestPlan_caughtUp: learners that have not caught up are not promoted and
 // their shards get no second learner.
 func TestPlan_caughtUp(t *testing.T) {
-	m := withNode(planMap(t, 3, DefaultShards, 3), "node-4", NodeActive)
+	m := withNodeState(planMap(t, 3, DefaultShards, 3), "node-4", NodeActive)
 	never := func(string) bool { return false }
-	m, st, res := converge(t, m, never, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 10)
+	m, st, res := convergePlan(t, m, never, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 10)
 	if st.rounds != 1 || st.byKind[MoveAddLearner] == 0 || st.byKind[MovePromote] != 0 || st.byKind[MoveRemoveReplica] != 0 {
 		t.Fatalf("with nothing caught up: %d rounds, moves %v; want one round of additions (and leader transfers)", st.rounds, st.byKind)
 	}
@@ -441,13 +441,13 @@ func TestPlan_caps(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
 			m := planMap(t, 4, DefaultShards, 3)
-			m = withNode(withNode(m, "node-5", NodeActive), "node-6", NodeActive)
+			m = withNodeState(withNodeState(m, "node-5", NodeActive), "node-6", NodeActive)
 			minimum := MinimalMoves(m, m.Target())
-			got, st, res := converge(t, m, always, opts, newPlanChecker(t, m, opts), true, 1000)
+			got, st, res := convergePlan(t, m, allCaughtUp, opts, newPlanChecker(t, m, opts), true, 1000)
 			if !res.Done() {
 				t.Fatalf("pending %v", res.Pending)
 			}
-			if err := atTarget(got, m.Target()); err != nil {
+			if err := checkAtTarget(got, m.Target()); err != nil {
 				t.Fatal(err)
 			}
 			if st.byKind[MoveAddLearner] != minimum {
@@ -461,8 +461,8 @@ func TestPlan_caps(t *testing.T) {
 // TestPlan_down: a node reported down gets nothing and its replicas count as
 // unavailable.
 func TestPlan_down(t *testing.T) {
-	m := withNode(planMap(t, 3, DefaultShards, 3), "node-4", NodeActive)
-	res := Plan(m, always, PlanOptions{Down: func(id string) bool { return id == "node-4" }})
+	m := withNodeState(planMap(t, 3, DefaultShards, 3), "node-4", NodeActive)
+	res := Plan(m, allCaughtUp, PlanOptions{Down: func(id string) bool { return id == "node-4" }})
 	for _, mv := range res.Moves {
 		if mv.Replica.NodeID == "node-4" {
 			t.Errorf("move %v onto a down node", mv)
@@ -478,7 +478,7 @@ func TestPlan_down(t *testing.T) {
 		t.Errorf("%d shards pending for the down node, want %d", down, want)
 	}
 	// With node-1 and node-2 down every shard (on nodes 1-3) has lost quorum.
-	res = Plan(m, always, PlanOptions{Down: func(id string) bool { return id == "node-1" || id == "node-2" }})
+	res = Plan(m, allCaughtUp, PlanOptions{Down: func(id string) bool { return id == "node-1" || id == "node-2" }})
 	if len(res.Moves) != 0 || len(res.Pending) != DefaultShards {
 		t.Errorf("with a majority down: moves %v, %d pending; want none and all", res.Moves, len(res.Pending))
 	}
@@ -489,13 +489,13 @@ func TestPlan_down(t *testing.T) {
 func TestPlan_rfAboveNodes(t *testing.T) {
 	m := planMap(t, 2, 8, 5)
 	for n := 3; n <= 6; n++ {
-		m = withNode(m, fmt.Sprintf("node-%d", n), NodeActive)
+		m = withNodeState(m, fmt.Sprintf("node-%d", n), NodeActive)
 		target := m.Target()
-		got, st, res := converge(t, m, always, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
+		got, st, res := convergePlan(t, m, allCaughtUp, PlanOptions{}, newPlanChecker(t, m, PlanOptions{}), false, 100)
 		if !res.Done() {
 			t.Fatalf("%d nodes: pending %v", n, res.Pending)
 		}
-		if err := atTarget(got, target); err != nil {
+		if err := checkAtTarget(got, target); err != nil {
 			t.Fatalf("%d nodes: %v", n, err)
 		}
 		if want := min(n, 5); len(got.Shards[0].Replicas) != want {
@@ -507,11 +507,11 @@ func TestPlan_rfAboveNodes(t *testing.T) {
 }
 
 func TestPlan_deterministic(t *testing.T) {
-	m := withNode(withNode(planMap(t, 5, DefaultShards, 3), "node-6", NodeActive), "node-2", NodeDraining)
+	m := withNodeState(withNodeState(planMap(t, 5, DefaultShards, 3), "node-6", NodeActive), "node-2", NodeDraining)
 	opts := PlanOptions{MaxMovesInFlight: 5, MaxPerNode: 2}
-	want := Plan(m, always, opts)
+	want := Plan(m, allCaughtUp, opts)
 	for range 3 {
-		if got := Plan(m.Clone(), always, opts); !reflect.DeepEqual(got, want) {
+		if got := Plan(m.Clone(), allCaughtUp, opts); !reflect.DeepEqual(got, want) {
 			t.Fatalf("Plan differs between calls:\n got %v\nwant %v", got, want)
 		}
 	}
@@ -583,8 +583,8 @@ func TestMap_Apply(t *testing.T) {
 		t.Fatalf("remove: %v, %+v", err, removed)
 	}
 
-	dead := withNode(m, s0.Replicas[1].NodeID, NodeRemoved)
-	dead = withNode(dead, s0.Replicas[2].NodeID, NodeRemoved)
+	dead := withNodeState(m, s0.Replicas[1].NodeID, NodeRemoved)
+	dead = withNodeState(dead, s0.Replicas[2].NodeID, NodeRemoved)
 	twoVoters, _ := m.Apply(Move{Kind: MoveRemoveReplica, Shard: 0, Replica: s0.Replicas[2]})
 	oneVoter, _ := twoVoters.Apply(Move{Kind: MoveRemoveReplica, Shard: 0, Replica: s0.Replicas[1]})
 	bad := []struct {
@@ -598,7 +598,7 @@ func TestMap_Apply(t *testing.T) {
 		{"promote voter", m, Move{Kind: MovePromote, Shard: 0, Replica: s0.Replicas[1]}, "not a learner"},
 		{"add twice", m, Move{Kind: MoveAddLearner, Shard: 0, Replica: Replica{NodeID: s0.Replicas[1].NodeID}}, "already holds"},
 		{"add on unknown", m, Move{Kind: MoveAddLearner, Shard: 0, Replica: Replica{NodeID: "node-9"}}, "not an active node"},
-		{"add on draining", withNode(m, outside, NodeDraining), Move{Kind: MoveAddLearner, Shard: 0, Replica: Replica{NodeID: outside}}, "not an active node"},
+		{"add on draining", withNodeState(m, outside, NodeDraining), Move{Kind: MoveAddLearner, Shard: 0, Replica: Replica{NodeID: outside}}, "not an active node"},
 		{"transfer to learner", added, Move{Kind: MoveTransferLeader, Shard: 0, Replica: learner}, "not a voter"},
 		{"transfer to preferred", m, Move{Kind: MoveTransferLeader, Shard: 0, Replica: s0.Replicas[0]}, "already the preferred"},
 		{"remove last voter", oneVoter, Move{Kind: MoveRemoveReplica, Shard: 0, Replica: s0.Replicas[0]}, "last voter"},
@@ -635,7 +635,7 @@ func TestBalance(t *testing.T) {
 	if !b.Balanced || b.AvgReplicas != 9 || b.MaxReplicas != 9 || b.ReplicaRatio != 1 || b.LeaderLimit != 4 || b.Misplaced != 0 {
 		t.Errorf("Balance(3 nodes, 9 shards, RF 3) = %+v", b)
 	}
-	m = withNode(withNode(m, "node-4", NodeActive), "node-1", NodeDraining)
+	m = withNodeState(withNodeState(m, "node-4", NodeActive), "node-1", NodeDraining)
 	b = Balance(m)
 	if b.Balanced || b.Misplaced != 9 || b.ActiveNodes != 3 || len(b.Nodes) != 4 {
 		t.Errorf("Balance with node-1 draining, node-4 empty = %+v; want unbalanced, 9 misplaced", b)
@@ -663,7 +663,7 @@ func TestMove_String(t *testing.T) {
 
 // FuzzPlan drives random membership changes — joins, activations, drains,
 // deaths on up to 9 nodes, RF 1–5, 1–64 shards — interleaved with partial
-// convergence under random catch-up answers and caps. Every map produced
+// convergence under random catch-up answers, suspected nodes and caps. Every map produced
 // must be valid, keep quorum where it had it, never reuse a replica ID and
 // respect the caps; at the end, with everything caught up, the plan must
 // converge within a bounded number of rounds to the target, except shards
@@ -699,23 +699,28 @@ func FuzzPlan(f *testing.F) {
 			case 0: // a node joins
 				if nodes < 9 {
 					nodes++
-					m = withNode(m, fmt.Sprintf("node-%d", nodes), NodeJoining)
+					m = withNodeState(m, fmt.Sprintf("node-%d", nodes), NodeJoining)
 				}
 			case 1: // a joining node becomes active
 				if id, ok := pick(op/5, NodeJoining); ok {
-					m = withNode(m, id, NodeActive)
+					m = withNodeState(m, id, NodeActive)
 				}
 			case 2: // drain, if allowed
 				if id, ok := pick(op/5, NodeActive); ok && CanDrain(m, id) == nil {
-					m = withNode(m, id, NodeDraining)
+					m = withNodeState(m, id, NodeDraining)
 				}
 			case 3: // a node dies (is removed)
 				if id, ok := pick(op/5, NodeJoining, NodeActive, NodeDraining); ok {
-					m = withNode(m, id, NodeRemoved)
+					m = withNodeState(m, id, NodeRemoved)
 				}
 			case 4: // some planning rounds, learners catching up at random
 				for range 1 + int(op/5)%6 {
-					res := Plan(m, func(string) bool { return rng.IntN(2) == 0 }, opts)
+					// Sometimes gossip suspects a node.
+					round := opts
+					if down := fmt.Sprintf("node-%d", 1+rng.IntN(4*nodes)); rng.IntN(4) == 0 {
+						round.Down = func(id string) bool { return id == down }
+					}
+					res := Plan(m, func(string) bool { return rng.IntN(2) == 0 }, round)
 					target := m.Target()
 					for _, mv := range res.Moves {
 						next, err := m.Apply(mv)
@@ -730,7 +735,7 @@ func FuzzPlan(f *testing.F) {
 		}
 		target := m.Target()
 		bound := 10 + 4*(MinimalMoves(m, target)+len(m.Shards))
-		got, _, res := converge(t, m, always, opts, c, false, bound)
+		got, _, res := convergePlan(t, m, allCaughtUp, opts, c, false, bound)
 		for _, p := range res.Pending {
 			if !strings.Contains(p.Reason, "quorum lost") && !strings.Contains(p.Reason, "no active node") {
 				t.Fatalf("stopped with shard %d pending: %s", p.Shard, p.Reason)
@@ -740,7 +745,7 @@ func FuzzPlan(f *testing.F) {
 			if v, l := liveVoters(got, s); l < quorum(v) || len(target[i]) == 0 {
 				continue
 			}
-			if err := atTarget(&Map{Shards: got.Shards[i : i+1]}, target[i:i+1]); err != nil {
+			if err := checkAtTarget(&Map{Shards: got.Shards[i : i+1]}, target[i:i+1]); err != nil {
 				t.Fatalf("not converged: %v", err)
 			}
 		}
@@ -749,11 +754,11 @@ func FuzzPlan(f *testing.F) {
 
 // BenchmarkPlan plans a join of a seventh node on 32 shards.
 func BenchmarkPlan(b *testing.B) {
-	m := withNode(planMap(b, 6, DefaultShards, 3), "node-7", NodeActive)
+	m := withNodeState(planMap(b, 6, DefaultShards, 3), "node-7", NodeActive)
 	opts := DefaultPlanOptions()
 	b.ReportAllocs()
 	for b.Loop() {
-		Plan(m, always, opts)
+		Plan(m, allCaughtUp, opts)
 	}
 }
 
@@ -763,6 +768,6 @@ func BenchmarkPlan_converged(b *testing.B) {
 	m := planMap(b, 7, DefaultShards, 3)
 	b.ReportAllocs()
 	for b.Loop() {
-		Plan(m, always, PlanOptions{})
+		Plan(m, allCaughtUp, PlanOptions{})
 	}
 }

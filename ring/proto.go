@@ -13,11 +13,12 @@ func FromProto(pb *kvpb.ClusterMap) (*Map, error) {
 		return nil, fmt.Errorf("%w: map is nil", ErrInvalidMap)
 	}
 	m := &Map{
-		ClusterID:      pb.GetClusterId(),
-		Epoch:          pb.GetEpoch(),
-		ShardCount:     pb.GetShardCount(),
-		RF:             pb.GetReplicationFactor(),
-		NextReplicaSeq: pb.GetNextReplicaSeq(),
+		ClusterID:       pb.GetClusterId(),
+		Epoch:           pb.GetEpoch(),
+		ShardCount:      pb.GetShardCount(),
+		RF:              pb.GetReplicationFactor(),
+		NextReplicaSeq:  pb.GetNextReplicaSeq(),
+		RebalancePaused: pb.GetRebalancePaused(),
 	}
 	if len(pb.GetNodes()) > 0 {
 		m.Nodes = make([]Node, len(pb.GetNodes()))
@@ -62,6 +63,7 @@ func (m *Map) Proto() *kvpb.ClusterMap {
 		ShardCount:        m.ShardCount,
 		ReplicationFactor: m.RF,
 		NextReplicaSeq:    m.NextReplicaSeq,
+		RebalancePaused:   m.RebalancePaused,
 	}
 	if len(m.Nodes) > 0 {
 		pb.Nodes = make([]*kvpb.NodeInfo, len(m.Nodes))

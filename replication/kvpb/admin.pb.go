@@ -31,6 +31,7 @@ const (
 	NodeState_NODE_STATE_ACTIVE      NodeState = 2
 	NodeState_NODE_STATE_DRAINING    NodeState = 3
 	NodeState_NODE_STATE_REMOVED     NodeState = 4
+	NodeState_NODE_STATE_DOWN        NodeState = 5 // dead past the grace period: replicas replaced; active again when back
 )
 
 // Enum value maps for NodeState.
@@ -41,6 +42,7 @@ var (
 		2: "NODE_STATE_ACTIVE",
 		3: "NODE_STATE_DRAINING",
 		4: "NODE_STATE_REMOVED",
+		5: "NODE_STATE_DOWN",
 	}
 	NodeState_value = map[string]int32{
 		"NODE_STATE_UNSPECIFIED": 0,
@@ -48,6 +50,7 @@ var (
 		"NODE_STATE_ACTIVE":      2,
 		"NODE_STATE_DRAINING":    3,
 		"NODE_STATE_REMOVED":     4,
+		"NODE_STATE_DOWN":        5,
 	}
 )
 
@@ -124,6 +127,355 @@ func (ReplicaRole) EnumDescriptor() ([]byte, []int) {
 	return file_admin_proto_rawDescGZIP(), []int{1}
 }
 
+type RebalanceRequest_Action int32
+
+const (
+	RebalanceRequest_STATUS RebalanceRequest_Action = 0
+	RebalanceRequest_PAUSE  RebalanceRequest_Action = 1
+	RebalanceRequest_RESUME RebalanceRequest_Action = 2
+)
+
+// Enum value maps for RebalanceRequest_Action.
+var (
+	RebalanceRequest_Action_name = map[int32]string{
+		0: "STATUS",
+		1: "PAUSE",
+		2: "RESUME",
+	}
+	RebalanceRequest_Action_value = map[string]int32{
+		"STATUS": 0,
+		"PAUSE":  1,
+		"RESUME": 2,
+	}
+)
+
+func (x RebalanceRequest_Action) Enum() *RebalanceRequest_Action {
+	p := new(RebalanceRequest_Action)
+	*p = x
+	return p
+}
+
+func (x RebalanceRequest_Action) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RebalanceRequest_Action) Descriptor() protoreflect.EnumDescriptor {
+	return file_admin_proto_enumTypes[2].Descriptor()
+}
+
+func (RebalanceRequest_Action) Type() protoreflect.EnumType {
+	return &file_admin_proto_enumTypes[2]
+}
+
+func (x RebalanceRequest_Action) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RebalanceRequest_Action.Descriptor instead.
+func (RebalanceRequest_Action) EnumDescriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{3, 0}
+}
+
+type DrainNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNodeRequest) Reset() {
+	*x = DrainNodeRequest{}
+	mi := &file_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNodeRequest) ProtoMessage() {}
+
+func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNodeRequest.ProtoReflect.Descriptor instead.
+func (*DrainNodeRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DrainNodeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type RemoveNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RemoveNodeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type MapChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"` // the map epoch that carries the change
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapChangeResponse) Reset() {
+	*x = MapChangeResponse{}
+	mi := &file_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapChangeResponse) ProtoMessage() {}
+
+func (x *MapChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapChangeResponse.ProtoReflect.Descriptor instead.
+func (*MapChangeResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *MapChangeResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+type RebalanceRequest struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Action        RebalanceRequest_Action `protobuf:"varint,1,opt,name=action,proto3,enum=ridgeline.v1.RebalanceRequest_Action" json:"action,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RebalanceRequest) Reset() {
+	*x = RebalanceRequest{}
+	mi := &file_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceRequest) ProtoMessage() {}
+
+func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
+func (*RebalanceRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RebalanceRequest) GetAction() RebalanceRequest_Action {
+	if x != nil {
+		return x.Action
+	}
+	return RebalanceRequest_STATUS
+}
+
+type RebalanceResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Epoch          uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Paused         bool                   `protobuf:"varint,2,opt,name=paused,proto3" json:"paused,omitempty"`
+	Balanced       bool                   `protobuf:"varint,3,opt,name=balanced,proto3" json:"balanced,omitempty"`                                  // placement converged and balanced
+	MovesInFlight  uint32                 `protobuf:"varint,4,opt,name=moves_in_flight,json=movesInFlight,proto3" json:"moves_in_flight,omitempty"` // shards with a move in progress
+	MovesPlanned   uint32                 `protobuf:"varint,5,opt,name=moves_planned,json=movesPlanned,proto3" json:"moves_planned,omitempty"`      // moves the planner would start now
+	MovesDone      uint32                 `protobuf:"varint,6,opt,name=moves_done,json=movesDone,proto3" json:"moves_done,omitempty"`               // moves committed since this meta leader took over
+	Pending        uint32                 `protobuf:"varint,7,opt,name=pending,proto3" json:"pending,omitempty"`                                    // shards differing from their target
+	Misplaced      uint32                 `protobuf:"varint,8,opt,name=misplaced,proto3" json:"misplaced,omitempty"`                                // replicas that must still move
+	MinimumMoves   uint32                 `protobuf:"varint,9,opt,name=minimum_moves,json=minimumMoves,proto3" json:"minimum_moves,omitempty"`      // lower bound of replicas to add to reach the target
+	SnapshotBytes  uint64                 `protobuf:"varint,10,opt,name=snapshot_bytes,json=snapshotBytes,proto3" json:"snapshot_bytes,omitempty"`  // snapshot bytes sent by this node (cumulative)
+	PendingReasons []string               `protobuf:"bytes,11,rep,name=pending_reasons,json=pendingReasons,proto3" json:"pending_reasons,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RebalanceResponse) Reset() {
+	*x = RebalanceResponse{}
+	mi := &file_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceResponse) ProtoMessage() {}
+
+func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
+func (*RebalanceResponse) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RebalanceResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *RebalanceResponse) GetBalanced() bool {
+	if x != nil {
+		return x.Balanced
+	}
+	return false
+}
+
+func (x *RebalanceResponse) GetMovesInFlight() uint32 {
+	if x != nil {
+		return x.MovesInFlight
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetMovesPlanned() uint32 {
+	if x != nil {
+		return x.MovesPlanned
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetMovesDone() uint32 {
+	if x != nil {
+		return x.MovesDone
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetPending() uint32 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetMisplaced() uint32 {
+	if x != nil {
+		return x.Misplaced
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetMinimumMoves() uint32 {
+	if x != nil {
+		return x.MinimumMoves
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetSnapshotBytes() uint64 {
+	if x != nil {
+		return x.SnapshotBytes
+	}
+	return 0
+}
+
+func (x *RebalanceResponse) GetPendingReasons() []string {
+	if x != nil {
+		return x.PendingReasons
+	}
+	return nil
+}
+
 type NodeInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -138,7 +490,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -150,7 +502,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -163,7 +515,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{0}
+	return file_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -223,7 +575,7 @@ type ReplicaInfo struct {
 
 func (x *ReplicaInfo) Reset() {
 	*x = ReplicaInfo{}
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -235,7 +587,7 @@ func (x *ReplicaInfo) String() string {
 func (*ReplicaInfo) ProtoMessage() {}
 
 func (x *ReplicaInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -248,7 +600,7 @@ func (x *ReplicaInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaInfo.ProtoReflect.Descriptor instead.
 func (*ReplicaInfo) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{1}
+	return file_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReplicaInfo) GetId() string {
@@ -289,7 +641,7 @@ type ShardInfo struct {
 
 func (x *ShardInfo) Reset() {
 	*x = ShardInfo{}
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +653,7 @@ func (x *ShardInfo) String() string {
 func (*ShardInfo) ProtoMessage() {}
 
 func (x *ShardInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +666,7 @@ func (x *ShardInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardInfo.ProtoReflect.Descriptor instead.
 func (*ShardInfo) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{2}
+	return file_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ShardInfo) GetId() uint32 {
@@ -341,15 +693,16 @@ type ClusterMap struct {
 	ReplicationFactor uint32                 `protobuf:"varint,4,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
 	Nodes             []*NodeInfo            `protobuf:"bytes,5,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	Shards            []*ShardInfo           `protobuf:"bytes,6,rep,name=shards,proto3" json:"shards,omitempty"`
-	MetaVoters        []string               `protobuf:"bytes,7,rep,name=meta_voters,json=metaVoters,proto3" json:"meta_voters,omitempty"`                // node IDs of the meta group's voters
-	NextReplicaSeq    uint64                 `protobuf:"varint,8,opt,name=next_replica_seq,json=nextReplicaSeq,proto3" json:"next_replica_seq,omitempty"` // allocator for fresh replica IDs
+	MetaVoters        []string               `protobuf:"bytes,7,rep,name=meta_voters,json=metaVoters,proto3" json:"meta_voters,omitempty"`                 // node IDs of the meta group's voters
+	NextReplicaSeq    uint64                 `protobuf:"varint,8,opt,name=next_replica_seq,json=nextReplicaSeq,proto3" json:"next_replica_seq,omitempty"`  // allocator for fresh replica IDs
+	RebalancePaused   bool                   `protobuf:"varint,9,opt,name=rebalance_paused,json=rebalancePaused,proto3" json:"rebalance_paused,omitempty"` // operators paused placement moves
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ClusterMap) Reset() {
 	*x = ClusterMap{}
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +714,7 @@ func (x *ClusterMap) String() string {
 func (*ClusterMap) ProtoMessage() {}
 
 func (x *ClusterMap) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +727,7 @@ func (x *ClusterMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMap.ProtoReflect.Descriptor instead.
 func (*ClusterMap) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{3}
+	return file_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ClusterMap) GetClusterId() string {
@@ -433,6 +786,13 @@ func (x *ClusterMap) GetNextReplicaSeq() uint64 {
 	return 0
 }
 
+func (x *ClusterMap) GetRebalancePaused() bool {
+	if x != nil {
+		return x.RebalancePaused
+	}
+	return false
+}
+
 type ClusterMapRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MinEpoch      uint64                 `protobuf:"varint,1,opt,name=min_epoch,json=minEpoch,proto3" json:"min_epoch,omitempty"` // informational: the epoch the caller already has
@@ -442,7 +802,7 @@ type ClusterMapRequest struct {
 
 func (x *ClusterMapRequest) Reset() {
 	*x = ClusterMapRequest{}
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -454,7 +814,7 @@ func (x *ClusterMapRequest) String() string {
 func (*ClusterMapRequest) ProtoMessage() {}
 
 func (x *ClusterMapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -467,7 +827,7 @@ func (x *ClusterMapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMapRequest.ProtoReflect.Descriptor instead.
 func (*ClusterMapRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{4}
+	return file_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClusterMapRequest) GetMinEpoch() uint64 {
@@ -487,7 +847,7 @@ type ClusterMapResponse struct {
 
 func (x *ClusterMapResponse) Reset() {
 	*x = ClusterMapResponse{}
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +859,7 @@ func (x *ClusterMapResponse) String() string {
 func (*ClusterMapResponse) ProtoMessage() {}
 
 func (x *ClusterMapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +872,7 @@ func (x *ClusterMapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMapResponse.ProtoReflect.Descriptor instead.
 func (*ClusterMapResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{5}
+	return file_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ClusterMapResponse) GetMap() *ClusterMap {
@@ -549,7 +909,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +921,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +934,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{6}
+	return file_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReplicaStatus) GetShard() uint32 {
@@ -669,7 +1029,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +1041,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +1054,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{7}
+	return file_admin_proto_rawDescGZIP(), []int{12}
 }
 
 type NodeStatusResponse struct {
@@ -709,7 +1069,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +1081,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1094,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{8}
+	return file_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *NodeStatusResponse) GetNode() *NodeInfo {
@@ -769,7 +1129,35 @@ var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
 	"\n" +
-	"\vadmin.proto\x12\fridgeline.v1\"\xbd\x01\n" +
+	"\vadmin.proto\x12\fridgeline.v1\"+\n" +
+	"\x10DrainNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\",\n" +
+	"\x11RemoveNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\")\n" +
+	"\x11MapChangeResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\"~\n" +
+	"\x10RebalanceRequest\x12=\n" +
+	"\x06action\x18\x01 \x01(\x0e2%.ridgeline.v1.RebalanceRequest.ActionR\x06action\"+\n" +
+	"\x06Action\x12\n" +
+	"\n" +
+	"\x06STATUS\x10\x00\x12\t\n" +
+	"\x05PAUSE\x10\x01\x12\n" +
+	"\n" +
+	"\x06RESUME\x10\x02\"\xf6\x02\n" +
+	"\x11RebalanceResponse\x12\x14\n" +
+	"\x05epoch\x18\x01 \x01(\x04R\x05epoch\x12\x16\n" +
+	"\x06paused\x18\x02 \x01(\bR\x06paused\x12\x1a\n" +
+	"\bbalanced\x18\x03 \x01(\bR\bbalanced\x12&\n" +
+	"\x0fmoves_in_flight\x18\x04 \x01(\rR\rmovesInFlight\x12#\n" +
+	"\rmoves_planned\x18\x05 \x01(\rR\fmovesPlanned\x12\x1d\n" +
+	"\n" +
+	"moves_done\x18\x06 \x01(\rR\tmovesDone\x12\x18\n" +
+	"\apending\x18\a \x01(\rR\apending\x12\x1c\n" +
+	"\tmisplaced\x18\b \x01(\rR\tmisplaced\x12#\n" +
+	"\rminimum_moves\x18\t \x01(\rR\fminimumMoves\x12%\n" +
+	"\x0esnapshot_bytes\x18\n" +
+	" \x01(\x04R\rsnapshotBytes\x12'\n" +
+	"\x0fpending_reasons\x18\v \x03(\tR\x0ependingReasons\"\xbd\x01\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x12\n" +
@@ -785,7 +1173,7 @@ const file_admin_proto_rawDesc = "" +
 	"\tbootstrap\x18\x04 \x01(\bR\tbootstrap\"R\n" +
 	"\tShardInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x125\n" +
-	"\breplicas\x18\x02 \x03(\v2\x19.ridgeline.v1.ReplicaInfoR\breplicas\"\xbb\x02\n" +
+	"\breplicas\x18\x02 \x03(\v2\x19.ridgeline.v1.ReplicaInfoR\breplicas\"\xe6\x02\n" +
 	"\n" +
 	"ClusterMap\x12\x1d\n" +
 	"\n" +
@@ -798,7 +1186,8 @@ const file_admin_proto_rawDesc = "" +
 	"\x06shards\x18\x06 \x03(\v2\x17.ridgeline.v1.ShardInfoR\x06shards\x12\x1f\n" +
 	"\vmeta_voters\x18\a \x03(\tR\n" +
 	"metaVoters\x12(\n" +
-	"\x10next_replica_seq\x18\b \x01(\x04R\x0enextReplicaSeq\"0\n" +
+	"\x10next_replica_seq\x18\b \x01(\x04R\x0enextReplicaSeq\x12)\n" +
+	"\x10rebalance_paused\x18\t \x01(\bR\x0frebalancePaused\"0\n" +
 	"\x11ClusterMapRequest\x12\x1b\n" +
 	"\tmin_epoch\x18\x01 \x01(\x04R\bminEpoch\"\xc5\x01\n" +
 	"\x12ClusterMapResponse\x12*\n" +
@@ -828,21 +1217,26 @@ const file_admin_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x03 \x01(\tR\tclusterId\x127\n" +
-	"\breplicas\x18\x04 \x03(\v2\x1b.ridgeline.v1.ReplicaStatusR\breplicas*\x87\x01\n" +
+	"\breplicas\x18\x04 \x03(\v2\x1b.ridgeline.v1.ReplicaStatusR\breplicas*\x9c\x01\n" +
 	"\tNodeState\x12\x1a\n" +
 	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12NODE_STATE_JOINING\x10\x01\x12\x15\n" +
 	"\x11NODE_STATE_ACTIVE\x10\x02\x12\x17\n" +
 	"\x13NODE_STATE_DRAINING\x10\x03\x12\x16\n" +
-	"\x12NODE_STATE_REMOVED\x10\x04*?\n" +
+	"\x12NODE_STATE_REMOVED\x10\x04\x12\x13\n" +
+	"\x0fNODE_STATE_DOWN\x10\x05*?\n" +
 	"\vReplicaRole\x12\x16\n" +
 	"\x12REPLICA_ROLE_VOTER\x10\x00\x12\x18\n" +
-	"\x14REPLICA_ROLE_LEARNER\x10\x012\xa9\x01\n" +
+	"\x14REPLICA_ROLE_LEARNER\x10\x012\x95\x03\n" +
 	"\x05Admin\x12O\n" +
 	"\n" +
 	"ClusterMap\x12\x1f.ridgeline.v1.ClusterMapRequest\x1a .ridgeline.v1.ClusterMapResponse\x12O\n" +
 	"\n" +
-	"NodeStatus\x12\x1f.ridgeline.v1.NodeStatusRequest\x1a .ridgeline.v1.NodeStatusResponseB4Z2github.com/ridgeline-kv/ridgeline/replication/kvpbb\x06proto3"
+	"NodeStatus\x12\x1f.ridgeline.v1.NodeStatusRequest\x1a .ridgeline.v1.NodeStatusResponse\x12L\n" +
+	"\tDrainNode\x12\x1e.ridgeline.v1.DrainNodeRequest\x1a\x1f.ridgeline.v1.MapChangeResponse\x12N\n" +
+	"\n" +
+	"RemoveNode\x12\x1f.ridgeline.v1.RemoveNodeRequest\x1a\x1f.ridgeline.v1.MapChangeResponse\x12L\n" +
+	"\tRebalance\x12\x1e.ridgeline.v1.RebalanceRequest\x1a\x1f.ridgeline.v1.RebalanceResponseB4Z2github.com/ridgeline-kv/ridgeline/replication/kvpbb\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -856,41 +1250,54 @@ func file_admin_proto_rawDescGZIP() []byte {
 	return file_admin_proto_rawDescData
 }
 
-var file_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_admin_proto_goTypes = []any{
-	(NodeState)(0),             // 0: ridgeline.v1.NodeState
-	(ReplicaRole)(0),           // 1: ridgeline.v1.ReplicaRole
-	(*NodeInfo)(nil),           // 2: ridgeline.v1.NodeInfo
-	(*ReplicaInfo)(nil),        // 3: ridgeline.v1.ReplicaInfo
-	(*ShardInfo)(nil),          // 4: ridgeline.v1.ShardInfo
-	(*ClusterMap)(nil),         // 5: ridgeline.v1.ClusterMap
-	(*ClusterMapRequest)(nil),  // 6: ridgeline.v1.ClusterMapRequest
-	(*ClusterMapResponse)(nil), // 7: ridgeline.v1.ClusterMapResponse
-	(*ReplicaStatus)(nil),      // 8: ridgeline.v1.ReplicaStatus
-	(*NodeStatusRequest)(nil),  // 9: ridgeline.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil), // 10: ridgeline.v1.NodeStatusResponse
-	nil,                        // 11: ridgeline.v1.ClusterMapResponse.LeadersEntry
+	(NodeState)(0),               // 0: ridgeline.v1.NodeState
+	(ReplicaRole)(0),             // 1: ridgeline.v1.ReplicaRole
+	(RebalanceRequest_Action)(0), // 2: ridgeline.v1.RebalanceRequest.Action
+	(*DrainNodeRequest)(nil),     // 3: ridgeline.v1.DrainNodeRequest
+	(*RemoveNodeRequest)(nil),    // 4: ridgeline.v1.RemoveNodeRequest
+	(*MapChangeResponse)(nil),    // 5: ridgeline.v1.MapChangeResponse
+	(*RebalanceRequest)(nil),     // 6: ridgeline.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),    // 7: ridgeline.v1.RebalanceResponse
+	(*NodeInfo)(nil),             // 8: ridgeline.v1.NodeInfo
+	(*ReplicaInfo)(nil),          // 9: ridgeline.v1.ReplicaInfo
+	(*ShardInfo)(nil),            // 10: ridgeline.v1.ShardInfo
+	(*ClusterMap)(nil),           // 11: ridgeline.v1.ClusterMap
+	(*ClusterMapRequest)(nil),    // 12: ridgeline.v1.ClusterMapRequest
+	(*ClusterMapResponse)(nil),   // 13: ridgeline.v1.ClusterMapResponse
+	(*ReplicaStatus)(nil),        // 14: ridgeline.v1.ReplicaStatus
+	(*NodeStatusRequest)(nil),    // 15: ridgeline.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),   // 16: ridgeline.v1.NodeStatusResponse
+	nil,                          // 17: ridgeline.v1.ClusterMapResponse.LeadersEntry
 }
 var file_admin_proto_depIdxs = []int32{
-	0,  // 0: ridgeline.v1.NodeInfo.state:type_name -> ridgeline.v1.NodeState
-	1,  // 1: ridgeline.v1.ReplicaInfo.role:type_name -> ridgeline.v1.ReplicaRole
-	3,  // 2: ridgeline.v1.ShardInfo.replicas:type_name -> ridgeline.v1.ReplicaInfo
-	2,  // 3: ridgeline.v1.ClusterMap.nodes:type_name -> ridgeline.v1.NodeInfo
-	4,  // 4: ridgeline.v1.ClusterMap.shards:type_name -> ridgeline.v1.ShardInfo
-	5,  // 5: ridgeline.v1.ClusterMapResponse.map:type_name -> ridgeline.v1.ClusterMap
-	11, // 6: ridgeline.v1.ClusterMapResponse.leaders:type_name -> ridgeline.v1.ClusterMapResponse.LeadersEntry
-	2,  // 7: ridgeline.v1.NodeStatusResponse.node:type_name -> ridgeline.v1.NodeInfo
-	8,  // 8: ridgeline.v1.NodeStatusResponse.replicas:type_name -> ridgeline.v1.ReplicaStatus
-	6,  // 9: ridgeline.v1.Admin.ClusterMap:input_type -> ridgeline.v1.ClusterMapRequest
-	9,  // 10: ridgeline.v1.Admin.NodeStatus:input_type -> ridgeline.v1.NodeStatusRequest
-	7,  // 11: ridgeline.v1.Admin.ClusterMap:output_type -> ridgeline.v1.ClusterMapResponse
-	10, // 12: ridgeline.v1.Admin.NodeStatus:output_type -> ridgeline.v1.NodeStatusResponse
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	2,  // 0: ridgeline.v1.RebalanceRequest.action:type_name -> ridgeline.v1.RebalanceRequest.Action
+	0,  // 1: ridgeline.v1.NodeInfo.state:type_name -> ridgeline.v1.NodeState
+	1,  // 2: ridgeline.v1.ReplicaInfo.role:type_name -> ridgeline.v1.ReplicaRole
+	9,  // 3: ridgeline.v1.ShardInfo.replicas:type_name -> ridgeline.v1.ReplicaInfo
+	8,  // 4: ridgeline.v1.ClusterMap.nodes:type_name -> ridgeline.v1.NodeInfo
+	10, // 5: ridgeline.v1.ClusterMap.shards:type_name -> ridgeline.v1.ShardInfo
+	11, // 6: ridgeline.v1.ClusterMapResponse.map:type_name -> ridgeline.v1.ClusterMap
+	17, // 7: ridgeline.v1.ClusterMapResponse.leaders:type_name -> ridgeline.v1.ClusterMapResponse.LeadersEntry
+	8,  // 8: ridgeline.v1.NodeStatusResponse.node:type_name -> ridgeline.v1.NodeInfo
+	14, // 9: ridgeline.v1.NodeStatusResponse.replicas:type_name -> ridgeline.v1.ReplicaStatus
+	12, // 10: ridgeline.v1.Admin.ClusterMap:input_type -> ridgeline.v1.ClusterMapRequest
+	15, // 11: ridgeline.v1.Admin.NodeStatus:input_type -> ridgeline.v1.NodeStatusRequest
+	3,  // 12: ridgeline.v1.Admin.DrainNode:input_type -> ridgeline.v1.DrainNodeRequest
+	4,  // 13: ridgeline.v1.Admin.RemoveNode:input_type -> ridgeline.v1.RemoveNodeRequest
+	6,  // 14: ridgeline.v1.Admin.Rebalance:input_type -> ridgeline.v1.RebalanceRequest
+	13, // 15: ridgeline.v1.Admin.ClusterMap:output_type -> ridgeline.v1.ClusterMapResponse
+	16, // 16: ridgeline.v1.Admin.NodeStatus:output_type -> ridgeline.v1.NodeStatusResponse
+	5,  // 17: ridgeline.v1.Admin.DrainNode:output_type -> ridgeline.v1.MapChangeResponse
+	5,  // 18: ridgeline.v1.Admin.RemoveNode:output_type -> ridgeline.v1.MapChangeResponse
+	7,  // 19: ridgeline.v1.Admin.Rebalance:output_type -> ridgeline.v1.RebalanceResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_admin_proto_init() }
@@ -903,8 +1310,8 @@ func file_admin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   10,
+			NumEnums:      3,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -71,6 +71,11 @@ func newRun(t *testing.T, nodes int) *run {
 			r.nem.writeLog(filepath.Join(dir, "nemesis.log"))
 		}
 		if t.Failed() {
+			if r.w != nil {
+				if _, err := os.Stat(filepath.Join(dir, "history.json")); err != nil {
+					writeJSON(filepath.Join(dir, "history.json"), r.w.hist.snapshot())
+				}
+			}
 			t.Logf("FAILED with seed %d; artifacts (history, porcupine HTML, node logs and data dirs) kept in %s", seed, dir)
 			return
 		}
@@ -79,6 +84,7 @@ func newRun(t *testing.T, nodes int) *run {
 	r.c = startCluster(t, dir, nodes)
 	r.nem = newNemesis(r.c, seed, regKey(0, 0), t.Logf)
 	r.w = startWorkloads(r.c.newClient(t, nil), r.c.newClient(t, nil), r.c.newClient(t, nil), seed)
+	r.nem.start = r.w.hist.start // one clock for the nemesis log and the history
 	return r
 }
 
@@ -98,6 +104,9 @@ func (r *run) faultCycle(kind string, hold time.Duration) {
 		time.Sleep(hold) // hold the fault window open (STYLE 17)
 		if err := r.nem.heal(); err != nil {
 			t.Fatalf("heal: %v", err)
+		}
+		if err := r.c.waitReady(60 * time.Second); err != nil {
+			t.Fatalf("after %s healed, nodes not ready within 60s: %v", kind, err)
 		}
 	}
 	took, err := writeEveryShard(r.c.admin, "probe/", r.c.shards, 30*time.Second)

@@ -343,6 +343,17 @@ func (c *cluster) killAll() {
 // reports processes that did not exit cleanly. Every process is reaped.
 func (c *cluster) shutdown() []error {
 	var errs []error
+	for _, nd := range c.nodes {
+		nd.mu.Lock()
+		if nd.cmd != nil {
+			select {
+			case <-nd.done:
+				errs = append(errs, fmt.Errorf("%s exited on its own (%v); see its log", nd.id, nd.exitErr))
+			default:
+			}
+		}
+		nd.mu.Unlock()
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, nd := range c.nodes {

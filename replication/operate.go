@@ -1,0 +1,195 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
+	"github.com/ridgeline-kv/ridgeline/ring"
+)
+
+// Operator actions on the cluster map — drain, remove, pause and resume
+// rebalancing — run on the meta leader; any other node forwards a request
+// there once.
+
+// forwardedKey marks a forwarded request so it is never forwarded twice.
+const forwardedKey = "x-ridgeline-forwarded"
+
+// onMetaLeader runs local if this node leads the meta group, else forwards
+// the call to the meta leader's node with remote.
+func onMetaLeader[T any](ctx context.Context, n *Node, local func() (T, error), remote func(context.Context, kvpb.AdminClient) (T, error)) (T, error) {
+	var zero T
+	n.mu.RLock()
+	meta := n.meta
+	n.mu.RUnlock()
+	if meta != nil && meta.isLeader() {
+		return local()
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+		return zero, fmt.Errorf("%w: node %s does not lead the meta group (anymore); retry", ErrNoLeader, n.cfg.NodeID)
+	}
+	var addrs []string
+	if meta != nil {
+		if _, addr := n.leaderOf(meta); addr != "" {
+			addrs = append(addrs, addr)
+		}
+	}
+	if m := n.currentMap(); m != nil {
+		for _, id := range m.MetaVoters {
+			if nd, ok := m.Node(id); ok && id != n.cfg.NodeID {
+				addrs = append(addrs, nd.Addr)
+			}
+		}
+	}
+	fctx := metadata.AppendToOutgoingContext(ctx, forwardedKey, n.cfg.NodeID)
+	var errs []error
+	for _, addr := range addrs {
+		conn, err := n.peers.get(addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		resp, err := remote(fctx, kvpb.NewAdminClient(conn))
+		if err == nil || status.Code(err) != codes.Unavailable {
+			return resp, err // the meta leader's answer, success or not
+		}
+		errs = append(errs, err)
+	}
+	return zero, fmt.Errorf("%w: no meta leader reachable: %v", ErrNoLeader, errors.Join(errs...))
+}
+
+// metaMap returns the committed map on the meta leader.
+func (n *Node) metaMap() (*ring.Map, error) {
+	n.mu.RLock()
+	mfsm := n.metaFSM
+	n.mu.RUnlock()
+	if mfsm == nil || mfsm.Map() == nil {
+		return nil, fmt.Errorf("%w: no cluster map yet", ErrNoLeader)
+	}
+	return mfsm.Map(), nil
+}
+
+// drainNode marks nodeID draining; the planner then moves everything off.
+func (n *Node) drainNode(nodeID string) (uint64, error) {
+	m, err := n.metaMap()
+	if err != nil {
+		return 0, err
+	}
+	nd, ok := m.Node(nodeID)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("%w: no node %q in the cluster (kvctl nodes lists them)", ErrInvalidArgument, nodeID)
+	case nd.State == ring.NodeDraining:
+		return m.Epoch, nil
+	case nd.State == ring.NodeRemoved:
+		return 0, fmt.Errorf("%w: node %q was removed; there is nothing to drain", ErrRefused, nodeID)
+	}
+	if err := ring.CanDrain(m, nodeID); err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	nd.State = ring.NodeDraining
+	next := m.WithNode(nd)
+	if err := n.commitMap(m, next); err != nil {
+		return 0, err
+	}
+	n.logger.Info("node draining", "node", nodeID, "epoch", next.Epoch)
+	return next.Epoch, nil
+}
+
+// removeNode takes a drained (no replicas left) or dead node out of the map.
+func (n *Node) removeNode(nodeID string) (uint64, error) {
+	m, err := n.metaMap()
+	if err != nil {
+		return 0, err
+	}
+	nd, ok := m.Node(nodeID)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("%w: no node %q in the cluster (kvctl nodes lists them)", ErrInvalidArgument, nodeID)
+	case nd.State == ring.NodeRemoved:
+		return m.Epoch, nil
+	case containsString(m.MetaVoters, nodeID):
+		return 0, fmt.Errorf("%w: node %q is a voter of the meta group; moving meta voters is not supported yet", ErrRefused, nodeID)
+	}
+	held := len(m.ReplicasOn(nodeID))
+	if held > 0 && !n.gossipDead(nodeID) {
+		return 0, fmt.Errorf("%w: node %q is alive and still holds %d replicas: drain it first (kvctl nodes drain %s --wait)", ErrRefused, nodeID, held, nodeID)
+	}
+	nd.State = ring.NodeRemoved
+	next := m.WithNode(nd)
+	if err := n.commitMap(m, next); err != nil {
+		return 0, err
+	}
+	n.logger.Info("node removed", "node", nodeID, "epoch", next.Epoch, "replicas_to_replace", held)
+	return next.Epoch, nil
+}
+
+// gossipDead reports whether gossip currently considers nodeID not alive.
+func (n *Node) gossipDead(nodeID string) bool {
+	for _, mem := range n.members.Members() {
+		if mem.Meta.NodeID == nodeID || mem.Name == nodeID {
+			return mem.Status != ring.MemberAlive
+		}
+	}
+	return true
+}
+
+// rebalance pauses or resumes moves and reports placement progress.
+func (n *Node) rebalance(action kvpb.RebalanceRequest_Action) (*kvpb.RebalanceResponse, error) {
+	m, err := n.metaMap()
+	if err != nil {
+		return nil, err
+	}
+	if pause := action == kvpb.RebalanceRequest_PAUSE; (pause || action == kvpb.RebalanceRequest_RESUME) && m.RebalancePaused != pause {
+		next := m.Clone()
+		next.Epoch++
+		next.RebalancePaused = pause
+		if err := n.commitMap(m, next); err != nil {
+			return nil, err
+		}
+		n.logger.Info("rebalancing", "paused", pause, "epoch", next.Epoch)
+		m = next
+	}
+	plan := ring.Plan(m, func(string) bool { return true }, ring.PlanOptions{Down: n.nodeDown})
+	b := ring.Balance(m)
+	resp := &kvpb.RebalanceResponse{
+		Epoch:         m.Epoch,
+		Paused:        m.RebalancePaused,
+		Balanced:      plan.Done() && b.Balanced,
+		MovesPlanned:  uint32(len(plan.Moves)),
+		MovesDone:     uint32(n.movesDone.Load()),
+		Pending:       uint32(len(plan.Pending)),
+		Misplaced:     uint32(b.Misplaced),
+		MinimumMoves:  uint32(ring.MinimalMoves(m, m.Target())),
+		MovesInFlight: uint32(movesInFlight(m)),
+	}
+	for _, p := range plan.Pending {
+		resp.PendingReasons = append(resp.PendingReasons, fmt.Sprintf("shard %d: %s", p.Shard, p.Reason))
+	}
+	return resp, nil
+}
+
+// movesInFlight counts shards with a learner or more voters than RF.
+func movesInFlight(m *ring.Map) int {
+	n := 0
+	for _, s := range m.Shards {
+		voters := 0
+		learner := false
+		for _, r := range s.Replicas {
+			if r.Role == ring.RoleLearner {
+				learner = true
+			} else {
+				voters++
+			}
+		}
+		if learner || voters > int(m.RF) {
+			n++
+		}
+	}
+	return n
+}
