@@ -154,16 +154,31 @@ func TestNode_PartitionedLeaderServesNothing(t *testing.T) {
 		}
 		return fmt.Errorf("no leader among the majority yet")
 	})
-	kv := rawKV(t, c.Nodes[nl].Addr())
-	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := kv.Put(ctx, &kvpb.PutRequest{Write: &kvpb.WriteHeader{Session: 10, Seq: 1}, Key: []byte("pre-0000"), Value: []byte("majority")}); err != nil {
-		t.Fatalf("majority put: %v", err)
-	}
-	got, err := kv.Get(ctx, &kvpb.GetRequest{Key: []byte("pre-0000")})
-	if err != nil || string(got.GetKv().GetValue()) != "majority" {
-		t.Fatalf("majority get: got %v, %v; want value majority", got, err)
-	}
+	// The majority serves: a write and a read on whichever majority node
+	// leads, retried while leadership settles (as a client would).
+	_ = nl
+	c.Eventually(20*time.Second, "majority serves a write and a linearizable read", func() error {
+		var last error
+		for _, i := range others {
+			kv := rawKV(t, c.Nodes[i].Addr())
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, err := kv.Put(ctx, &kvpb.PutRequest{Write: &kvpb.WriteHeader{Session: 10, Seq: 1}, Key: []byte("pre-0000"), Value: []byte("majority")})
+			if err == nil {
+				var got *kvpb.GetResponse
+				got, err = kv.Get(ctx, &kvpb.GetRequest{Key: []byte("pre-0000")})
+				if err == nil && string(got.GetKv().GetValue()) != "majority" {
+					cancel()
+					t.Fatalf("majority read %q after its acknowledged write", got.GetKv().GetValue())
+				}
+			}
+			cancel()
+			if err == nil {
+				return nil
+			}
+			last = err
+		}
+		return last
+	})
 
 	// After healing, the old leader follows and has the majority's write.
 	c.Heal()
