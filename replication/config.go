@@ -49,6 +49,14 @@ type Config struct {
 	// default is 60s; raise it in production so a reboot moves nothing.
 	DeadNodeGrace time.Duration
 
+	// MaxMovesInFlight caps the shards with a placement move in progress,
+	// cluster-wide (flag --max-moves-in-flight; used by the meta leader).
+	MaxMovesInFlight int
+	// MaxSnapshotTransfers caps the snapshots this node sends, and
+	// separately receives, at once (flag --max-snapshot-transfers), so data
+	// movement leaves room for foreground traffic.
+	MaxSnapshotTransfers int
+
 	// GossipFast shortens gossip intervals (tests).
 	GossipFast bool
 
@@ -75,6 +83,8 @@ func DefaultConfig() Config {
 		GroupCommitLinger:    time.Millisecond,
 		MaxProposalsInFlight: MaxProposalsInFlight,
 		DeadNodeGrace:        60 * time.Second,
+		MaxMovesInFlight:     4,
+		MaxSnapshotTransfers: 2,
 	}
 }
 
@@ -134,6 +144,12 @@ func (c *Config) Validate() error {
 	}
 	if c.GroupCommitLinger < 0 || c.GroupCommitLinger > 100*time.Millisecond {
 		bad("GroupCommitLinger", c.GroupCommitLinger, "must be 0..100ms")
+	}
+	if c.MaxMovesInFlight < 1 {
+		bad("MaxMovesInFlight", c.MaxMovesInFlight, "must be ≥ 1")
+	}
+	if c.MaxSnapshotTransfers < 1 {
+		bad("MaxSnapshotTransfers", c.MaxSnapshotTransfers, "must be ≥ 1")
 	}
 	if c.DeadNodeGrace < time.Second {
 		bad("DeadNodeGrace", c.DeadNodeGrace, "must be ≥ 1s")

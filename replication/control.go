@@ -66,9 +66,9 @@ func (n *Node) controlRound(m *ring.Map) error {
 		// Caught up: within a few entries of the leader's commit index.
 		return leaderCommit > 0 && st.AppliedIndex+16 >= leaderCommit
 	}
-	opts := ring.DefaultPlanOptions()
-	opts.Down = n.nodeDown
+	opts := ring.PlanOptions{MaxMovesInFlight: n.cfg.MaxMovesInFlight, MaxPerNode: n.cfg.MaxSnapshotTransfers, Down: n.nodeDown}
 	res := ring.Plan(m, caughtUp, opts)
+	n.metrics.backlog.Set(float64(len(res.Moves) + len(res.Pending)))
 	if len(res.Moves) == 0 {
 		return nil
 	}
@@ -79,6 +79,7 @@ func (n *Node) controlRound(m *ring.Map) error {
 			return fmt.Errorf("apply %v: %w", mv, err)
 		}
 		n.logger.Info("placement move", "move", mv.String())
+		n.metrics.moves.WithLabelValues(mv.Kind.String()).Inc()
 		next = applied
 	}
 	if err := n.commitMap(m, next); err != nil {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ridgeline-kv/ridgeline/replication/transport"
 )
 
 // metrics are a node's Prometheus collectors. Per-group series carry a
@@ -21,6 +23,8 @@ type metrics struct {
 	commitSeconds  prometheus.Histogram
 	commitTxns     prometheus.Histogram
 	mapEpoch       prometheus.Gauge
+	moves          *prometheus.CounterVec
+	backlog        prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,9 +54,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ridgeline", Name: "storage_group_commit_txns", Help: "Storage requests (log appends, truncations, applies) coalesced per commit and fsync.", Buckets: sizes}),
 		mapEpoch: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "ridgeline", Name: "cluster_map_epoch", Help: "Epoch of the cluster map this node knows."}),
+		moves: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ridgeline", Name: "placement_moves_total", Help: "Placement moves committed by this node as meta leader, by kind."}, []string{"kind"}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "ridgeline", Name: "rebalance_backlog", Help: "Shards whose placement differs from the target (on the meta leader; 0 elsewhere)."}),
 	}
 	reg.MustRegister(m.proposals, m.proposalErrors, m.applies, m.applyBatch, m.leaderChanges,
-		m.commitLatency, m.readBatch, m.isLeader, m.commitSeconds, m.commitTxns, m.mapEpoch)
+		m.commitLatency, m.readBatch, m.isLeader, m.commitSeconds, m.commitTxns, m.mapEpoch, m.moves, m.backlog)
 	return m
 }
 
@@ -95,3 +103,44 @@ func (g *groupMetrics) observeApplyBatch(n int) {
 func shardLabel(shard uint32) string { return strconv.FormatUint(uint64(shard), 10) }
 
 func since(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// transportCollector exports the raft transport's counters.
+type transportCollector struct {
+	stats func() transport.Stats
+	descs map[string]*prometheus.Desc
+}
+
+func newTransportCollector(stats func() transport.Stats) *transportCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("ridgeline_transport_"+name, help, nil, nil)
+	}
+	return &transportCollector{stats: stats, descs: map[string]*prometheus.Desc{
+		"conns":      d("peer_connections", "Open gRPC connections to peer nodes (one per peer, all shards)."),
+		"snap_sent":  d("snapshot_bytes_sent_total", "Snapshot bytes streamed to peers."),
+		"snap_recv":  d("snapshot_bytes_received_total", "Snapshot bytes received from peers."),
+		"snaps_sent": d("snapshots_sent_total", "Snapshots sent to peers."),
+		"snaps_recv": d("snapshots_received_total", "Snapshots received from peers."),
+		"appends":    d("append_entries_total", "AppendEntries served (unary and pipelined)."),
+		"heartbeats": d("heartbeats_total", "Heartbeats served."),
+	}}
+}
+
+func (c *transportCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *transportCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(c.descs["conns"], prometheus.GaugeValue, float64(s.Conns))
+	counter := func(k string, v uint64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[k], prometheus.CounterValue, float64(v))
+	}
+	counter("snap_sent", s.SnapshotBytesSent)
+	counter("snap_recv", s.SnapshotBytesReceived)
+	counter("snaps_sent", s.SnapshotsSent)
+	counter("snaps_recv", s.SnapshotsReceived)
+	counter("appends", s.AppendEntries+s.PipelineAppends)
+	counter("heartbeats", s.Heartbeats)
+}

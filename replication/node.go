@@ -210,10 +210,14 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.localIP = net.ParseIP(host)
 	n.peers = newPeerConns(n.localIP)
 
-	n.trans, err = transport.New(transport.Config{LocalAddr: n.advertise, Logger: n.logger.With("component", "transport")})
+	tcfg := transport.DefaultConfig(n.advertise)
+	tcfg.Logger = n.logger.With("component", "transport")
+	tcfg.MaxSnapshotSends, tcfg.MaxSnapshotReceives = n.cfg.MaxSnapshotTransfers, n.cfg.MaxSnapshotTransfers
+	n.trans, err = transport.New(tcfg)
 	if err != nil {
 		return fmt.Errorf("replication: raft transport: %w", err)
 	}
+	n.reg.MustRegister(newTransportCollector(n.trans.Stats))
 	opts := append(transport.ServerOptions(), grpc.ChainUnaryInterceptor(limitRequestSize))
 	n.grpcSrv = grpc.NewServer(opts...)
 	n.trans.Register(n.grpcSrv)

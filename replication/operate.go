@@ -167,6 +167,7 @@ func (n *Node) rebalance(action kvpb.RebalanceRequest_Action) (*kvpb.RebalanceRe
 		Misplaced:     uint32(b.Misplaced),
 		MinimumMoves:  uint32(ring.MinimalMoves(m, m.Target())),
 		MovesInFlight: uint32(movesInFlight(m)),
+		SnapshotBytes: n.trans.Stats().SnapshotBytesSent,
 	}
 	for _, p := range plan.Pending {
 		resp.PendingReasons = append(resp.PendingReasons, fmt.Sprintf("shard %d: %s", p.Shard, p.Reason))

@@ -44,6 +44,8 @@ func run(args []string) error {
 	fs.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
 	fs.DurationVar(&cfg.GroupCommitLinger, "group-commit-linger", cfg.GroupCommitLinger, "under load, how long a storage commit waits for more requests to share its fsync (0 disables)")
 	fs.DurationVar(&cfg.DeadNodeGrace, "dead-node-grace", cfg.DeadNodeGrace, "how long gossip must report a node dead before its replicas are replaced (raise in production)")
+	fs.IntVar(&cfg.MaxMovesInFlight, "max-moves-in-flight", cfg.MaxMovesInFlight, "cluster-wide cap on shards with a placement move in progress")
+	fs.IntVar(&cfg.MaxSnapshotTransfers, "max-snapshot-transfers", cfg.MaxSnapshotTransfers, "snapshots this node sends (and, separately, receives) at once")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")

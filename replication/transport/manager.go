@@ -183,22 +183,25 @@ func (m *Manager) Close() error {
 // Stats is a snapshot of a Manager's counters. Counts of served RPCs are
 // incoming requests handled by this node's Raft service.
 type Stats struct {
-	Conns             int    // open peer connections
-	AppendEntries     uint64 // unary AppendEntries served, heartbeats included
-	Heartbeats        uint64 // AppendEntries served via the heartbeat fast path
-	PipelineStreams   uint64 // AppendEntriesPipeline streams accepted
-	PipelineAppends   uint64 // AppendEntries requests served on pipeline streams
-	RequestVotes      uint64
-	RequestPreVotes   uint64
-	TimeoutNows       uint64
-	SnapshotsReceived uint64 // InstallSnapshot streams served
-	SnapshotsSent     uint64 // InstallSnapshot transfers completed by local replicas
+	Conns                 int    // open peer connections
+	AppendEntries         uint64 // unary AppendEntries served, heartbeats included
+	Heartbeats            uint64 // AppendEntries served via the heartbeat fast path
+	PipelineStreams       uint64 // AppendEntriesPipeline streams accepted
+	PipelineAppends       uint64 // AppendEntries requests served on pipeline streams
+	RequestVotes          uint64
+	RequestPreVotes       uint64
+	TimeoutNows           uint64
+	SnapshotsReceived     uint64 // InstallSnapshot streams served
+	SnapshotsSent         uint64 // InstallSnapshot transfers completed by local replicas
+	SnapshotBytesSent     uint64 // snapshot data bytes streamed to peers
+	SnapshotBytesReceived uint64 // snapshot data bytes received from peers
 }
 
 type counters struct {
 	appendEntries, heartbeats, pipelineStreams, pipelineAppends atomic.Uint64
 	requestVotes, requestPreVotes, timeoutNows                  atomic.Uint64
 	snapshotsReceived, snapshotsSent                            atomic.Uint64
+	snapshotBytesSent, snapshotBytesReceived                    atomic.Uint64
 }
 
 // Stats returns the Manager's counters.
@@ -208,16 +211,18 @@ func (m *Manager) Stats() Stats {
 	m.mu.RUnlock()
 	c := &m.stats
 	return Stats{
-		Conns:             conns,
-		AppendEntries:     c.appendEntries.Load(),
-		Heartbeats:        c.heartbeats.Load(),
-		PipelineStreams:   c.pipelineStreams.Load(),
-		PipelineAppends:   c.pipelineAppends.Load(),
-		RequestVotes:      c.requestVotes.Load(),
-		RequestPreVotes:   c.requestPreVotes.Load(),
-		TimeoutNows:       c.timeoutNows.Load(),
-		SnapshotsReceived: c.snapshotsReceived.Load(),
-		SnapshotsSent:     c.snapshotsSent.Load(),
+		Conns:                 conns,
+		AppendEntries:         c.appendEntries.Load(),
+		Heartbeats:            c.heartbeats.Load(),
+		PipelineStreams:       c.pipelineStreams.Load(),
+		PipelineAppends:       c.pipelineAppends.Load(),
+		RequestVotes:          c.requestVotes.Load(),
+		RequestPreVotes:       c.requestPreVotes.Load(),
+		TimeoutNows:           c.timeoutNows.Load(),
+		SnapshotsReceived:     c.snapshotsReceived.Load(),
+		SnapshotsSent:         c.snapshotsSent.Load(),
+		SnapshotBytesSent:     c.snapshotBytesSent.Load(),
+		SnapshotBytesReceived: c.snapshotBytesReceived.Load(),
 	}
 }
 

@@ -150,7 +150,8 @@ func (s *server) InstallSnapshot(stream grpc.ClientStreamingServer[kvpb.InstallS
 	defer s.m.recvSem.Release(1)
 
 	req := installSnapshotRequestFromProto(first.Request)
-	r := &chunkReader{stream: stream, buf: first.Data}
+	s.m.stats.snapshotBytesReceived.Add(uint64(len(first.Data)))
+	r := &chunkReader{stream: stream, buf: first.Data, received: &s.m.stats.snapshotBytesReceived}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go r.watch(ctx, cancel, s.m.cfg.RPCTimeout)
@@ -168,9 +169,10 @@ func (s *server) InstallSnapshot(stream grpc.ClientStreamingServer[kvpb.InstallS
 // io.Reader. Only raft's goroutine calls Read; nothing else touches the
 // stream after the first message.
 type chunkReader struct {
-	stream grpc.ClientStreamingServer[kvpb.InstallSnapshotChunk, kvpb.InstallSnapshotResponse]
-	buf    []byte
-	err    error
+	received *atomic.Uint64 // snapshot bytes received, node-wide
+	stream   grpc.ClientStreamingServer[kvpb.InstallSnapshotChunk, kvpb.InstallSnapshotResponse]
+	buf      []byte
+	err      error
 	// recvSince is the UnixNano time Read started waiting for the sender,
 	// or 0 while it is not waiting.
 	recvSince atomic.Int64
@@ -192,6 +194,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 			continue
 		}
 		r.buf = msg.Data
+		r.received.Add(uint64(len(msg.Data)))
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]

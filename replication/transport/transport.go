@@ -208,6 +208,7 @@ func (t *Transport) installSnapshot(id raft.ServerID, target raft.ServerAddress,
 		if n > 0 {
 			err = stream.Send(&kvpb.InstallSnapshotChunk{Data: buf[:n]})
 			sent += int64(n)
+			t.m.stats.snapshotBytesSent.Add(uint64(n))
 		}
 		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 			break
