@@ -164,6 +164,8 @@ func (n *Node) reconcile() {
 		if err := n.startMeta(nil); err != nil {
 			n.logger.Error("cannot start meta replica", "err", err)
 		}
+	} else {
+		n.stopMeta(m)
 	}
 	missing := 0
 	for _, ref := range m.ReplicasOn(n.cfg.NodeID) {
@@ -413,4 +415,29 @@ func removedError(m *ring.Map, nodeID string) error {
 			"to add this machine again, start it with a new --id and an empty --data-dir", nodeID, m.ClusterID, m.Epoch)
 	}
 	return nil
+}
+
+// stopMeta stops and deletes this node's meta replica once the map (which
+// the meta group itself committed) no longer lists the node as a meta voter.
+func (n *Node) stopMeta(m *ring.Map) {
+	n.mu.Lock()
+	r := n.meta
+	if r == nil {
+		n.mu.Unlock()
+		return
+	}
+	n.meta, n.metaFSM = nil, nil
+	delete(n.replicas, r.spec.ID)
+	n.mu.Unlock()
+	n.logger.Info("no longer a meta voter; stopping the meta replica", "epoch", m.Epoch)
+	if err := r.shutdown(); err != nil {
+		n.logger.Warn("stopping meta replica", "err", err)
+	}
+	if err := n.logDB.DropGroup(r.spec.ID); err != nil {
+		n.logger.Warn("delete meta raft log", "err", err)
+	}
+	if err := n.stateDB.DropShard("meta"); err != nil {
+		n.logger.Warn("delete meta state", "err", err)
+	}
+	os.RemoveAll(filepath.Join(n.cfg.DataDir, "snapshots", groupDir(r.spec.ID)))
 }

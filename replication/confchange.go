@@ -41,6 +41,14 @@ func (n *Node) confChangeLoop() {
 				n.logger.Debug("configuration change", "shard", r.spec.Shard, "err", err)
 			}
 		}
+		n.mu.RLock()
+		meta := n.meta
+		n.mu.RUnlock()
+		if meta != nil && meta.isLeader() {
+			if err := n.metaConfChange(m, meta); err != nil {
+				n.logger.Debug("meta configuration change", "err", err)
+			}
+		}
 	}
 }
 
@@ -102,4 +110,41 @@ func containsReplica(reps []ring.Replica, id string) bool {
 		}
 	}
 	return false
+}
+
+// metaConfChange makes the meta group's raft configuration follow the map's
+// MetaVoters, on the meta leader: missing voters are added (the meta state
+// is one small map, so they catch up at once), then voters the map dropped
+// are removed; a leader the map dropped hands leadership over first.
+func (n *Node) metaConfChange(m *ring.Map, r *replica) error {
+	f := r.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	have, idx := f.Configuration(), f.Index()
+	present := map[string]bool{}
+	for _, s := range have.Servers {
+		present[string(s.ID)] = s.Suffrage == raft.Voter
+	}
+	const timeout = 5 * time.Second
+	for _, id := range m.MetaVoters {
+		nd, ok := m.Node(id)
+		if !ok || present[metaReplicaID(id)] {
+			continue
+		}
+		n.logger.Info("adding meta voter", "node", id)
+		return r.raft.AddVoter(raft.ServerID(metaReplicaID(id)), raft.ServerAddress(nd.Addr), idx, timeout).Error()
+	}
+	for _, s := range have.Servers {
+		nodeID, _ := metaReplicaNode(string(s.ID))
+		if containsString(m.MetaVoters, nodeID) {
+			continue
+		}
+		if s.ID == raft.ServerID(r.spec.ID) {
+			return await(context.Background(), r.stop, r.raft.LeadershipTransfer())
+		}
+		n.logger.Info("removing meta voter", "node", nodeID)
+		return r.raft.RemoveServer(s.ID, idx, timeout).Error()
+	}
+	return nil
 }

@@ -47,6 +47,10 @@ func (n *Node) controlRound(m *ring.Map) error {
 		n.logger.Info("cluster membership", "change", why, "epoch", m.Epoch+1)
 		return n.commitMap(m, next)
 	}
+	if next := ring.NextMetaVoters(m); next != nil {
+		n.logger.Info("meta group membership", "from", m.MetaVoters, "to", next.MetaVoters, "epoch", next.Epoch)
+		return n.commitMap(m, next)
+	}
 	if m.RebalancePaused {
 		return nil
 	}

@@ -220,21 +220,37 @@ func TestCluster_DrainRemoveAndRefuseRestart(t *testing.T) {
 }
 
 func TestCluster_DeadNodeReplacedThenRejoinsEmpty(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		victim int
+	}{
+		{"data node", 3},  // n4: replicas only
+		{"meta voter", 0}, // n1: replicas and a meta voter (maybe the meta leader)
+	} {
+		t.Run(tc.name, func(t *testing.T) { testDeadNodeReplaced(t, tc.victim) })
+	}
+}
+
+func testDeadNodeReplaced(t *testing.T, vi int) {
 	const shards = 8
 	c := replicationtest.NewCluster(t, replicationtest.Options{Nodes: 4, Shards: shards, Configure: func(i int, cfg *replication.Config) {
 		cfg.DeadNodeGrace = 2 * time.Second
 	}})
 	putAll(t, c, shards, 1, "dead", 60)
-	victim := c.Nodes[3]
-	before, _ := clusterMap(t, c, 0)
+	victim := c.Nodes[vi]
+	live := (vi + 1) % 4
+	before, _ := clusterMap(t, c, live)
 	old := map[string]bool{}
 	for _, ref := range before.ReplicasOn(victim.ID) {
 		old[ref.Replica.ID] = true
 	}
-	c.Kill(3)
-	converged(t, c, 0, map[string]bool{victim.ID: true}, func(m *ring.Map) error {
+	c.Kill(vi)
+	converged(t, c, live, map[string]bool{victim.ID: true}, func(m *ring.Map) error {
 		if n := len(m.ReplicasOn(victim.ID)); n != 0 {
 			return fmt.Errorf("epoch %d: dead node still holds %d replicas", m.Epoch, n)
+		}
+		if containsID(m.MetaVoters, victim.ID) || len(m.MetaVoters) != 3 {
+			return fmt.Errorf("epoch %d: meta voters %v, want 3 without %s", m.Epoch, m.MetaVoters, victim.ID)
 		}
 		for _, s := range m.Shards {
 			if len(s.Replicas) != 3 {
@@ -243,19 +259,20 @@ func TestCluster_DeadNodeReplacedThenRejoinsEmpty(t *testing.T) {
 		}
 		return nil
 	})
-	c.Restart(3)
-	// It rejoins as an active member; its old replicas are deleted, not revived.
+	c.Restart(vi)
+	// It rejoins as an active member; its old replicas (and meta replica)
+	// are deleted, not revived.
 	c.Eventually(60*time.Second, "old replicas garbage-collected", func() error {
-		st, err := c.Status(3)
+		st, err := c.Status(vi)
 		if err != nil {
 			return err
 		}
 		for _, r := range st.Replicas {
-			if old[r.ReplicaId] {
+			if old[r.ReplicaId] || r.Meta {
 				return fmt.Errorf("stale replica %s runs again", r.ReplicaId)
 			}
 		}
-		m, err := clusterMap(t, c, 0)
+		m, err := clusterMap(t, c, live)
 		if err != nil {
 			return err
 		}
@@ -264,5 +281,26 @@ func TestCluster_DeadNodeReplacedThenRejoinsEmpty(t *testing.T) {
 		}
 		return nil
 	})
-	converged(t, c, 0, nil, func(*ring.Map) error { return nil })
+	converged(t, c, live, nil, func(*ring.Map) error { return nil })
+	for k := 0; k < 60; k++ {
+		key := fmt.Sprintf("dead-%04d", k)
+		if err := onLeader(t, c, shards, key, func(kv kvpb.KVClient) error {
+			resp, err := kv.Get(context.Background(), &kvpb.GetRequest{Key: []byte(key)})
+			if err == nil && !resp.Found {
+				return fmt.Errorf("key %s lost", key)
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func containsID(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
 }
