@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
+	"github.com/ridgeline-kv/ridgeline/ring"
 )
 
 // NodeStatus is one node's report of itself and the replicas it hosts.
@@ -88,16 +89,4 @@ func (c *Client) NodeStatus(ctx context.Context, nodeID string) (*NodeStatus, er
 	return ns, nil
 }
 
-func nodeStateName(s kvpb.NodeState) string {
-	switch s {
-	case kvpb.NodeState_NODE_STATE_JOINING:
-		return "joining"
-	case kvpb.NodeState_NODE_STATE_ACTIVE:
-		return "active"
-	case kvpb.NodeState_NODE_STATE_DRAINING:
-		return "draining"
-	case kvpb.NodeState_NODE_STATE_REMOVED:
-		return "removed"
-	}
-	return "unspecified"
-}
+func nodeStateName(s kvpb.NodeState) string { return ring.NodeState(s).String() }

@@ -134,8 +134,9 @@ func (n *Node) setMap(m *ring.Map) {
 		return
 	}
 	n.logger.Debug("cluster map", "epoch", m.Epoch)
-	if n.members != nil {
-		go n.members.UpdateMeta(time.Second)
+	select { // gossip the new epoch (gossipMetaLoop)
+	case n.metaKick <- struct{}{}:
+	default:
 	}
 	n.kickReconcile()
 }
@@ -440,4 +441,19 @@ func (n *Node) stopMeta(m *ring.Map) {
 		n.logger.Warn("delete meta state", "err", err)
 	}
 	os.RemoveAll(filepath.Join(n.cfg.DataDir, "snapshots", groupDir(r.spec.ID)))
+}
+
+// gossipMetaLoop re-gossips this node's metadata (its map epoch) whenever
+// setMap adopts a newer map; kicks coalesce.
+func (n *Node) gossipMetaLoop() {
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-n.metaKick:
+		}
+		if err := n.members.UpdateMeta(time.Second); err != nil {
+			n.logger.Debug("gossip metadata update", "err", err)
+		}
+	}
 }

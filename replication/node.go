@@ -66,6 +66,7 @@ type Node struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	kick      chan struct{} // wakes the reconciler
+	metaKick  chan struct{} // wakes gossipMetaLoop
 	stop      chan struct{}
 	stopOnce  sync.Once
 	wg        sync.WaitGroup
@@ -120,6 +121,7 @@ func NewNode(cfg Config) (*Node, error) {
 		byShard:  map[uint32]*replica{},
 		ready:    make(chan struct{}),
 		kick:     make(chan struct{}, 1),
+		metaKick: make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		fatal:    make(chan error, 1),
 	}
@@ -259,6 +261,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.goAttach(n.reconcileLoop)
+	n.goAttach(n.gossipMetaLoop)
 	n.goAttach(n.mapLoop)
 	n.goAttach(n.balanceLoop)
 	n.goAttach(n.controlLoop)
