@@ -304,3 +304,31 @@ func containsID(ids []string, id string) bool {
 	}
 	return false
 }
+
+// A node gossip has seen but the map has not admitted yet keeps the cluster
+// "not balanced", so an operator waiting for balance after starting a node
+// does not return early.
+func TestCluster_RebalanceStatusCountsUnadmittedNodes(t *testing.T) {
+	c := replicationtest.NewCluster(t, replicationtest.Options{Shards: 4})
+	admin := adminClient(t, c.Nodes[0].Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := admin.Rebalance(ctx, &kvpb.RebalanceRequest{Action: kvpb.RebalanceRequest_PAUSE}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := admin.Rebalance(ctx, &kvpb.RebalanceRequest{})
+	if err != nil || !st.Paused || !st.Balanced {
+		t.Fatalf("before the join: %+v, %v; want paused and balanced", st, err)
+	}
+	c.AddNode()
+	c.Eventually(30*time.Second, "status reports the joining node", func() error {
+		st, err := admin.Rebalance(ctx, &kvpb.RebalanceRequest{})
+		if err != nil {
+			return err
+		}
+		if st.Balanced {
+			return fmt.Errorf("epoch %d: balanced while a node joins (paused rebalancing keeps it unplaced)", st.Epoch)
+		}
+		return nil
+	})
+}

@@ -172,6 +172,12 @@ func (n *Node) rebalance(action kvpb.RebalanceRequest_Action) (*kvpb.RebalanceRe
 	for _, p := range plan.Pending {
 		resp.PendingReasons = append(resp.PendingReasons, fmt.Sprintf("shard %d: %s", p.Shard, p.Reason))
 	}
+	// A membership change gossip has seen but the map does not carry yet
+	// (a node joining, coming back or going down) means placement will move.
+	if next, why := n.admitNodes(m); next != nil {
+		resp.Balanced = false
+		resp.PendingReasons = append(resp.PendingReasons, why)
+	}
 	return resp, nil
 }
 
