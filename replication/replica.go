@@ -221,6 +221,9 @@ func (r *replica) propose(ctx context.Context, data []byte) (any, error) {
 	}
 	f := r.raft.Apply(data, timeout)
 	r.m.proposals.Inc()
+	if ackBeforeCommit { // test-only fault (build tag ridgeline_ackearly): acknowledge before commit
+		return earlyAck(data), nil
+	}
 	if err := await(ctx, r.stop, f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):

@@ -40,9 +40,26 @@ type run struct {
 	start time.Time
 }
 
+// runOptions configure newRunWith.
+type runOptions struct {
+	nodes int
+	tags  string   // build tags of the kvnode binary ("" = the normal build)
+	extra []string // more kvnode flags
+}
+
+// deadNodeGrace is how long a dead node waits before its replicas are
+// replaced in the membership scenarios (kvnode's default is 60s).
+var deadNodeGrace = []string{"--dead-node-grace", "3s"}
+
 func newRun(t *testing.T, nodes int) *run {
 	t.Helper()
+	return newRunWith(t, runOptions{nodes: nodes})
+}
+
+func newRunWith(t *testing.T, opts runOptions) *run {
+	t.Helper()
 	requireKvnode(t)
+	bin := kvnodeWithTags(t, opts.tags)
 	seed := seedFor(t)
 	name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 	dir, err := os.MkdirTemp("", "ridgeline-chaos-"+name+"-")
@@ -81,7 +98,7 @@ func newRun(t *testing.T, nodes int) *run {
 		}
 		os.RemoveAll(dir)
 	})
-	r.c = startCluster(t, dir, nodes)
+	r.c = startCluster(t, dir, clusterOptions{nodes: opts.nodes, bin: bin, extra: opts.extra})
 	r.nem = newNemesis(r.c, seed, regKey(0, 0), t.Logf)
 	r.w = startWorkloads(r.c.newClient(t, nil), r.c.newClient(t, nil), r.c.newClient(t, nil), seed)
 	r.nem.start = r.w.hist.start // one clock for the nemesis log and the history
@@ -131,70 +148,21 @@ func (r *run) finish() {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// Register: linearizability per key.
-	ops := r.w.hist.snapshot()
-	if err := writeJSON(filepath.Join(r.dir, "history.json"), ops); err != nil {
-		t.Errorf("write history: %v", err)
+	hc := r.checkHistories(ctx, 2*time.Minute)
+	for _, v := range hc.violations {
+		t.Errorf("%s", v)
 	}
-	counts := map[string]int{}
-	for _, op := range ops {
-		counts[op.Kind+"/"+op.Status]++
-	}
-	lin := checkLinearizable(ops, 2*time.Minute)
-	switch lin.Result {
-	case porcupine.Ok:
-	case porcupine.Illegal:
-		html := filepath.Join(r.dir, "linearizability.html")
-		if err := lin.writeVisualization(html); err != nil {
-			t.Errorf("write visualization: %v", err)
-		}
-		t.Errorf("register history of %d operations is NOT linearizable; see %s and history.json", lin.Ops, html)
-	default:
-		t.Errorf("linearizability check of %d operations was inconclusive (%s) within its time limit", lin.Ops, lin.Result)
-	}
-
-	// Set: nothing lost, nothing invented.
-	r.w.setMu.Lock()
-	inserts := r.w.inserts
-	r.w.setMu.Unlock()
-	final, err := readSet(ctx, r.c.admin)
-	setCounts := map[string]int{}
-	for _, in := range inserts {
-		setCounts[in.Status]++
-	}
-	if err != nil {
-		t.Errorf("read the set back: %v", err)
-	} else {
-		for _, b := range checkSet(inserts, final) {
-			t.Errorf("set: %s", b)
-		}
-	}
-	writeJSON(filepath.Join(r.dir, "set.json"), map[string]any{"inserts": inserts, "final": final})
-
-	// Counters: acked ≤ final ≤ acked + unknown.
-	var ctrLines []string
-	ctrs := map[string]any{}
-	for i := range ctrKeys {
-		k := ctrKey(i)
-		cr := *r.w.counters[k]
-		v, err := readCounter(ctx, r.c.admin, k)
-		if err != nil {
-			t.Errorf("read counter %s: %v", k, err)
-			continue
-		}
-		for _, b := range checkCounter(k, cr, v) {
-			t.Errorf("counter: %s", b)
-		}
-		ctrs[k] = map[string]any{"final": v, "acked": cr.Acked, "unknown": cr.Unknown, "failed": cr.Failed}
-		ctrLines = append(ctrLines, fmt.Sprintf("%s=%d (acked %d, unknown %d, failed %d)", k, v, cr.Acked, cr.Unknown, cr.Failed))
-	}
-	writeJSON(filepath.Join(r.dir, "counters.json"), ctrs)
 
 	// Convergence: every shard writable, replicas identical.
 	if took, err := writeEveryShard(r.c.admin, "final/", r.c.shards, 30*time.Second); err != nil {
 		t.Errorf("convergence: %v", err)
 	} else {
 		r.nem.note("final write to every shard took %.2fs", took.Seconds())
+	}
+	if summary, err := r.c.checkPlacement(60 * time.Second); err != nil {
+		t.Errorf("placement: not every shard back at %d voters within 60s: %v", r.c.rf, err)
+	} else {
+		r.nem.note("placement: %s", summary)
 	}
 	if summary, err := r.c.checkConvergence(30 * time.Second); err != nil {
 		t.Errorf("convergence: replicas differ 30s after the writes: %v", err)
@@ -223,12 +191,97 @@ func (r *run) finish() {
 	}
 	r.w.errMu.Unlock()
 	sort.Strings(errl)
-	t.Logf("ran %.1fs: faults %v; %d operations (register %v; set %v, %d keys read back; %s); porcupine %s on %d ops",
-		time.Since(r.start).Seconds(), fl, r.w.total.Load(), counts, setCounts, len(final), strings.Join(ctrLines, ", "), lin.Result, lin.Ops)
+	t.Logf("ran %.1fs: faults %v; %s", time.Since(r.start).Seconds(), fl, hc.summary)
 	if len(errl) > 0 {
 		t.Logf("client errors seen: %s", strings.Join(errl, "; "))
 	}
 	r.nem.writeLog(filepath.Join(r.dir, "nemesis.log"))
+}
+
+// historyCheck is what the history checkers found: violations (empty when
+// the histories are correct) and a summary of what they checked.
+type historyCheck struct {
+	violations []string
+	summary    string
+	lin        porcupine.CheckResult
+	lostSet    int // acknowledged inserts missing from the set
+}
+
+// checkHistories checks the workloads' histories after they stopped: the
+// register history with porcupine (within linTimeout), the set for lost or
+// invented inserts, the counters against their bounds. It writes the
+// artifacts (history, porcupine HTML on a violation, set, counters).
+func (r *run) checkHistories(ctx context.Context, linTimeout time.Duration) historyCheck {
+	var hc historyCheck
+	bad := func(format string, args ...any) { hc.violations = append(hc.violations, fmt.Sprintf(format, args...)) }
+
+	// Register: linearizability per key.
+	ops := r.w.hist.snapshot()
+	if err := writeJSON(filepath.Join(r.dir, "history.json"), ops); err != nil {
+		r.t.Errorf("write history: %v", err)
+	}
+	counts := map[string]int{}
+	for _, op := range ops {
+		counts[op.Kind+"/"+op.Status]++
+	}
+	lin := checkLinearizable(ops, linTimeout)
+	hc.lin = lin.Result
+	switch lin.Result {
+	case porcupine.Ok:
+	case porcupine.Illegal:
+		html := filepath.Join(r.dir, "linearizability.html")
+		if err := lin.writeVisualization(html); err != nil {
+			r.t.Errorf("write visualization: %v", err)
+		}
+		bad("register history of %d operations is NOT linearizable; see %s and history.json", lin.Ops, html)
+	default:
+		bad("linearizability check of %d operations was inconclusive (%s) within its time limit", lin.Ops, lin.Result)
+	}
+
+	// Set: nothing lost, nothing invented.
+	r.w.setMu.Lock()
+	inserts := r.w.inserts
+	r.w.setMu.Unlock()
+	final, err := readSet(ctx, r.c.admin)
+	setCounts := map[string]int{}
+	for _, in := range inserts {
+		setCounts[in.Status]++
+	}
+	if err != nil {
+		bad("read the set back: %v", err)
+	} else {
+		for _, b := range checkSet(inserts, final) {
+			if strings.HasPrefix(b, "lost:") {
+				hc.lostSet++
+			}
+			bad("set: %s", b)
+		}
+	}
+	writeJSON(filepath.Join(r.dir, "set.json"), map[string]any{"inserts": inserts, "final": final})
+
+	// Counters: acked ≤ final ≤ acked + unknown.
+	var ctrLines []string
+	ctrs := map[string]any{}
+	for i := range ctrKeys {
+		k := ctrKey(i)
+		r.w.ctrMu.Lock()
+		cr := *r.w.counters[k]
+		r.w.ctrMu.Unlock()
+		v, err := readCounter(ctx, r.c.admin, k)
+		if err != nil {
+			bad("read counter %s: %v", k, err)
+			continue
+		}
+		for _, b := range checkCounter(k, cr, v) {
+			bad("counter: %s", b)
+		}
+		ctrs[k] = map[string]any{"final": v, "acked": cr.Acked, "unknown": cr.Unknown, "failed": cr.Failed}
+		ctrLines = append(ctrLines, fmt.Sprintf("%s=%d (acked %d, unknown %d, failed %d)", k, v, cr.Acked, cr.Unknown, cr.Failed))
+	}
+	writeJSON(filepath.Join(r.dir, "counters.json"), ctrs)
+	hc.summary = fmt.Sprintf("%d operations (register %v; set %v, %d keys read back; %s); porcupine %s on %d ops",
+		r.w.total.Load(), counts, setCounts, len(final), strings.Join(ctrLines, ", "), lin.Result, lin.Ops)
+	return hc
 }
 
 // The short suite: one fault per scenario, a few seconds each.
@@ -274,13 +327,14 @@ func TestChaosLong(t *testing.T) {
 		}
 		dur = d
 	}
-	r := newRun(t, 5)
+	r := newRunWith(t, runOptions{nodes: 5, extra: deadNodeGrace})
 	faults := []string{faultKillLeader, faultKillFollower, faultKillRandom, faultPauseLeader, faultPauseRandom,
-		faultIsolateLeader, faultIsolateRandom, faultMajorityMinor, faultBridge, faultOneWayFromLead, faultOneWayToLead}
+		faultIsolateLeader, faultIsolateRandom, faultMajorityMinor, faultBridge, faultOneWayFromLead, faultOneWayToLead,
+		faultJoin, faultDrain, faultKillDuringMove}
 	rng := rand.New(rand.NewPCG(r.seed, 0x6c6f6e67))
 	deadline := time.Now().Add(dur)
 	for cycle := int64(1); time.Now().Before(deadline); cycle++ {
-		kind := faults[rng.IntN(len(faults))]
+		kind := r.nem.feasible(faults[rng.IntN(len(faults))])
 		hold := time.Duration(1000+rng.IntN(4000)) * time.Millisecond
 		r.faultCycle(kind, hold)
 		// Fresh register keys each cycle keep porcupine's partitions small.

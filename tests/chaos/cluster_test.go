@@ -29,6 +29,7 @@ type node struct {
 	http    string
 	dataDir string
 	logPath string
+	bin     string // kvnode binary
 	args    []string
 
 	mu      sync.Mutex
@@ -37,6 +38,7 @@ type node struct {
 	exitErr error
 	paused  bool
 	starts  int
+	retired bool // drained, removed from the cluster and stopped for good
 }
 
 // cluster is a set of kvnode processes and the artifacts directory they
@@ -44,10 +46,22 @@ type node struct {
 type cluster struct {
 	t      *testing.T
 	dir    string
-	nodes  []*node
+	opts   clusterOptions
+	nodes  []*node // every node ever started, retired ones included
 	shards int
+	rf     int
 	admin  *client.Client // for NodeStatus; source address clientIP
 }
+
+// clusterOptions configure startCluster.
+type clusterOptions struct {
+	nodes int      // nodes that bootstrap the cluster
+	bin   string   // kvnode binary; "" = kvnodeBin
+	extra []string // more flags for every node, e.g. --dead-node-grace
+}
+
+// chaosRF is kvnode's default replication factor.
+const chaosRF = 3
 
 // eventually polls cond until it returns nil or timeout passes.
 func eventually(timeout time.Duration, cond func() error) error {
@@ -86,36 +100,23 @@ func freeAddr(ip string) (string, error) {
 	return "", fmt.Errorf("no free TCP+UDP port on %s", ip)
 }
 
-// startCluster starts n kvnode processes on 127.0.0.11… that bootstrap one
-// cluster of chaosShards shards, with data dirs and logs under dir.
-func startCluster(t *testing.T, dir string, n int) *cluster {
+// startCluster starts opts.nodes kvnode processes on 127.0.0.11… that
+// bootstrap one cluster of chaosShards shards, with data dirs and logs under
+// dir.
+func startCluster(t *testing.T, dir string, opts clusterOptions) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dir: dir, shards: chaosShards}
-	for i := range n {
-		ip := fmt.Sprintf("127.0.0.%d", nodeIPBase+i)
-		nd := &node{id: fmt.Sprintf("n%d", i+1), ip: ip}
-		var err error
-		for _, a := range []*string{&nd.addr, &nd.gossip, &nd.http} {
-			if *a, err = freeAddr(ip); err != nil {
-				t.Fatal(err)
-			}
-		}
-		nd.dataDir = filepath.Join(dir, "nodes", nd.id, "data")
-		nd.logPath = filepath.Join(dir, "nodes", nd.id, "node.log")
-		if err := os.MkdirAll(nd.dataDir, 0o755); err != nil {
+	if opts.bin == "" {
+		opts.bin = kvnodeBin
+	}
+	c := &cluster{t: t, dir: dir, opts: opts, shards: chaosShards, rf: chaosRF}
+	for range opts.nodes {
+		if _, err := c.newNode(); err != nil {
 			t.Fatal(err)
 		}
-		c.nodes = append(c.nodes, nd)
 	}
-	var join []string
+	join := c.gossipAddrs()
 	for _, nd := range c.nodes {
-		join = append(join, nd.gossip)
-	}
-	for _, nd := range c.nodes {
-		nd.args = []string{"--id", nd.id, "--data-dir", nd.dataDir, "--addr", nd.addr, "--gossip-addr", nd.gossip,
-			"--http-addr", nd.http, "--join", strings.Join(join, ","), "--bootstrap-expect", fmt.Sprint(n),
-			"--shards", fmt.Sprint(c.shards), "--raft-heartbeat-timeout", "500ms", "--raft-election-timeout", "500ms",
-			"--log-level", "info"}
+		nd.args = append(c.nodeArgs(nd, join), "--bootstrap-expect", fmt.Sprint(opts.nodes))
 	}
 	for _, nd := range c.nodes {
 		if err := nd.start(); err != nil {
@@ -131,6 +132,99 @@ func startCluster(t *testing.T, dir string, n int) *cluster {
 	return c
 }
 
+// newNode allocates the next node (addresses, directories), not started.
+func (c *cluster) newNode() (*node, error) {
+	i := len(c.nodes)
+	ip := fmt.Sprintf("127.0.0.%d", nodeIPBase+i)
+	nd := &node{id: fmt.Sprintf("n%d", i+1), ip: ip, bin: c.opts.bin}
+	var err error
+	for _, a := range []*string{&nd.addr, &nd.gossip, &nd.http} {
+		if *a, err = freeAddr(ip); err != nil {
+			return nil, err
+		}
+	}
+	nd.dataDir = filepath.Join(c.dir, "nodes", nd.id, "data")
+	nd.logPath = filepath.Join(c.dir, "nodes", nd.id, "node.log")
+	if err := os.MkdirAll(nd.dataDir, 0o755); err != nil {
+		return nil, err
+	}
+	c.nodes = append(c.nodes, nd)
+	return nd, nil
+}
+
+func (c *cluster) nodeArgs(nd *node, join []string) []string {
+	args := []string{"--id", nd.id, "--data-dir", nd.dataDir, "--addr", nd.addr, "--gossip-addr", nd.gossip,
+		"--http-addr", nd.http, "--join", strings.Join(join, ","),
+		"--shards", fmt.Sprint(c.shards), "--raft-heartbeat-timeout", "500ms", "--raft-election-timeout", "500ms",
+		"--log-level", "info"}
+	return append(args, c.opts.extra...)
+}
+
+// gossipAddrs returns the gossip addresses of the live nodes.
+func (c *cluster) gossipAddrs() []string {
+	var out []string
+	for _, nd := range c.live() {
+		out = append(out, nd.gossip)
+	}
+	return out
+}
+
+// live returns the nodes that are part of the cluster (running or not):
+// every node but the retired ones.
+func (c *cluster) live() []*node {
+	var out []*node
+	for _, nd := range c.nodes {
+		nd.mu.Lock()
+		retired := nd.retired
+		nd.mu.Unlock()
+		if !retired {
+			out = append(out, nd)
+		}
+	}
+	return out
+}
+
+// addNode starts a new node that joins the running cluster through the live
+// nodes' gossip addresses (no --bootstrap-expect), as an operator adds one.
+func (c *cluster) addNode() (*node, error) {
+	join := c.gossipAddrs()
+	nd, err := c.newNode()
+	if err != nil {
+		return nil, err
+	}
+	nd.args = c.nodeArgs(nd, join)
+	return nd, nd.start()
+}
+
+// retire stops a node that was drained and removed; it no longer counts as
+// part of the cluster. A removed node stops itself (exit status 1, logging
+// removedLine) once it sees the map that removes it; retire waits a little
+// for that, then sends SIGTERM.
+func (c *cluster) retire(nd *node) error {
+	nd.mu.Lock()
+	nd.retired = true
+	done := nd.done
+	nd.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+	}
+	err := nd.stop(syscall.SIGTERM, 30*time.Second)
+	if err != nil && isSignalExit(err) && logContains(nd.logPath, removedLine) {
+		return nil
+	}
+	return err
+}
+
+// removedLine is what a removed node logs when it stops itself; expected of
+// retired nodes only.
+var removedLine = regexp.MustCompile(`was removed from cluster .* and may not rejoin`)
+
+func logContains(path string, re *regexp.Regexp) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && re.Match(b)
+}
+
 func (nd *node) start() error {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
@@ -144,7 +238,7 @@ func (nd *node) start() error {
 	defer f.Close() // the child has its own descriptor
 	nd.starts++
 	fmt.Fprintf(f, "==== chaos: start #%d of %s at %s ====\n", nd.starts, nd.id, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(kvnodeBin, nd.args...)
+	cmd := exec.Command(nd.bin, nd.args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Never outlive the test binary, even if it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -261,7 +355,7 @@ func (c *cluster) waitReady(timeout time.Duration) error {
 func (c *cluster) newClient(t *testing.T, endpoints []string) *client.Client {
 	t.Helper()
 	if endpoints == nil {
-		for _, nd := range c.nodes {
+		for _, nd := range c.live() {
 			endpoints = append(endpoints, nd.addr)
 		}
 	}
@@ -393,7 +487,11 @@ func (c *cluster) scanLogs() []string {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		n := 0
 		for sc.Scan() {
-			if line := sc.Text(); badLogLine.MatchString(line) {
+			line := sc.Text()
+			if nd.retired && removedLine.MatchString(line) {
+				continue // a removed node stops itself with a "fatal error"
+			}
+			if badLogLine.MatchString(line) {
 				if n++; n <= 5 {
 					bad = append(bad, fmt.Sprintf("%s: %s", nd.id, line))
 				}

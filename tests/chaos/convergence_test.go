@@ -114,7 +114,8 @@ func scanReplica(ctx context.Context, kv kvpb.KVClient, nodeID string, shard uin
 // hash yet, so content is compared by scanning each replica.
 func (c *cluster) checkConvergence(timeout time.Duration) (string, error) {
 	conns := map[string]kvpb.KVClient{}
-	for _, nd := range c.nodes {
+	live := c.live()
+	for _, nd := range live {
 		cc, err := dialNode(nd.addr)
 		if err != nil {
 			return "", err
@@ -125,8 +126,9 @@ func (c *cluster) checkConvergence(timeout time.Duration) (string, error) {
 	var summary string
 	err := eventually(timeout, func() error {
 		sts := c.statuses()
-		if len(sts) != len(c.nodes) {
-			return fmt.Errorf("only %d of %d nodes answered NodeStatus", len(sts), len(c.nodes))
+		if len(sts) != len(live) {
+			c.admin.RefreshMap(context.Background()) // a joined node is addressed through the map
+			return fmt.Errorf("only %d of %d nodes answered NodeStatus", len(sts), len(live))
 		}
 		hosts := map[uint32][]string{}
 		meta := map[string]uint64{}
@@ -187,6 +189,88 @@ func sameIndex(what string, idx map[string]uint64) error {
 		}
 		if v != idx[first] {
 			return fmt.Errorf("%s: %s applied %d, %s applied %d", what, first, idx[first], id, v)
+		}
+	}
+	return nil
+}
+
+// checkPlacement waits until the cluster map (Admin.ClusterMap, through the
+// client) puts every shard at RF voters, with no learner, all on active
+// nodes, the meta leader reports no move in flight, and the nodes that report
+// a replica of each shard are exactly those the map places it on.
+func (c *cluster) checkPlacement(timeout time.Duration) (string, error) {
+	var summary string
+	err := eventually(timeout, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m, err := c.admin.RefreshMap(ctx)
+		if err != nil {
+			return fmt.Errorf("cluster map: %w", err)
+		}
+		if err := placementComplete(m, c.rf); err != nil {
+			return err
+		}
+		rb, err := c.admin.Rebalance(ctx, client.RebalanceStatusOnly)
+		if err != nil {
+			return fmt.Errorf("rebalance status: %w", err)
+		}
+		if rb.Epoch != m.Epoch || rb.MovesInFlight != 0 || rb.Pending != 0 {
+			return fmt.Errorf("epoch %d: meta leader reports epoch %d, %d moves in flight, %d shards pending %v",
+				m.Epoch, rb.Epoch, rb.MovesInFlight, rb.Pending, rb.PendingReasons)
+		}
+		hosts := map[uint32][]string{}
+		for id, st := range c.statuses() {
+			for _, r := range st.Replicas {
+				if !r.Meta {
+					hosts[r.Shard] = append(hosts[r.Shard], id)
+				}
+			}
+		}
+		var active []string
+		for _, nd := range m.Nodes {
+			if nd.State == ring.NodeActive {
+				active = append(active, nd.ID)
+			}
+		}
+		for _, sh := range m.Shards {
+			var want []string
+			for _, r := range sh.Replicas {
+				want = append(want, r.NodeID)
+			}
+			got := hosts[sh.ID]
+			sort.Strings(want)
+			sort.Strings(got)
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				return fmt.Errorf("epoch %d: shard %d is placed on %v but hosted by %v", m.Epoch, sh.ID, want, got)
+			}
+		}
+		summary = fmt.Sprintf("epoch %d: %d shards at %d voters on active nodes %v", m.Epoch, len(m.Shards), c.rf, active)
+		return nil
+	})
+	return summary, err
+}
+
+// placementComplete checks that every shard of m has rf voters, no learner,
+// all on distinct active nodes.
+func placementComplete(m *ring.Map, rf int) error {
+	for _, sh := range m.Shards {
+		seen := map[string]bool{}
+		voters := 0
+		for _, r := range sh.Replicas {
+			nd, ok := m.Node(r.NodeID)
+			switch {
+			case r.Role != ring.RoleVoter:
+				return fmt.Errorf("epoch %d: shard %d has %s replica %s", m.Epoch, sh.ID, r.Role, r.ID)
+			case !ok || nd.State != ring.NodeActive:
+				return fmt.Errorf("epoch %d: shard %d has replica %s on node %s in state %v", m.Epoch, sh.ID, r.ID, r.NodeID, nd.State)
+			case seen[r.NodeID]:
+				return fmt.Errorf("epoch %d: shard %d has two replicas on %s", m.Epoch, sh.ID, r.NodeID)
+			}
+			seen[r.NodeID] = true
+			voters++
+		}
+		if voters != rf {
+			return fmt.Errorf("epoch %d: shard %d has %d voters, want %d", m.Epoch, sh.ID, voters, rf)
 		}
 	}
 	return nil

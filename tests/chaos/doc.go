@@ -8,6 +8,13 @@
 //
 //	SEED=123 DURATION=10m go test -timeout 0 ./tests/chaos/ -run TestChaosLong -args -long
 //
+// Membership changes run under load too: a node joins, a node is drained,
+// removed and retired, and a node is SIGKILLed while a replica move is in
+// flight (TestChaos_JoinAndKillDuringMove, and the long suite's menu); the
+// map must then put every shard back at RF voters. TestChaos_BrokenBuildIsCaught
+// shows the checkers can fail: it builds kvnode with the test-only tag
+// ridgeline_ackearly, which acknowledges writes before they commit.
+//
 // As root, the test binary re-executes itself under `unshare --net`, so every
 // process and firewall rule lives in a namespace that vanishes with it.
 // Without root, unshare or iptables, the partition scenarios skip.

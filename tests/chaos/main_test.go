@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	// The test binary depends on the server's code, so `go test` does not
 	// serve a cached result after the server changed (kvnode is built from it).
@@ -54,7 +56,7 @@ func TestMain(m *testing.M) {
 				defer os.RemoveAll(d)
 			}
 		} else if needsKvnode() {
-			dir, bin, err := buildKvnode()
+			dir, bin, err := buildKvnode("")
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return 1
@@ -62,6 +64,7 @@ func TestMain(m *testing.M) {
 			defer os.RemoveAll(dir)
 			kvnodeBin = bin
 		}
+		defer removeTaggedBins()
 		return m.Run()
 	}()
 	os.Exit(code)
@@ -101,7 +104,7 @@ func reexecInNetns() {
 	}
 	env := append(os.Environ(), envInNetns+"=1")
 	if needsKvnode() {
-		dir, bin, err := buildKvnode()
+		dir, bin, err := buildKvnode("")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -114,9 +117,10 @@ func reexecInNetns() {
 	netnsReason = fmt.Sprintf("exec unshare: %v", err)
 }
 
-// buildKvnode builds cmd/kvnode once for this test binary, with the race
-// detector when the tests themselves run with it (or CHAOS_RACE=1).
-func buildKvnode() (dir, bin string, err error) {
+// buildKvnode builds cmd/kvnode with the given build tags (comma-separated,
+// "" for none), with the race detector when the tests themselves run with it
+// (or CHAOS_RACE=1).
+func buildKvnode(tags string) (dir, bin string, err error) {
 	dir, err = os.MkdirTemp("", "ridgeline-chaos-bin-")
 	if err != nil {
 		return "", "", err
@@ -133,12 +137,58 @@ func buildKvnode() (dir, bin string, err error) {
 	if race {
 		args = append(args, "-race")
 	}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
 	args = append(args, "github.com/ridgeline-kv/ridgeline/cmd/kvnode")
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return "", "", fmt.Errorf("go %v: %v\n%s", args, err, out)
 	}
 	return dir, bin, nil
+}
+
+// taggedBins caches the kvnode binaries built with build tags, per tag set,
+// for the life of the test binary (the untagged one is kvnodeBin).
+var taggedBins struct {
+	sync.Mutex
+	bins map[string]string // tags → binary
+	dirs []string          // removed at exit
+}
+
+// kvnodeWithTags returns a kvnode binary built with tags ("" is kvnodeBin),
+// building it on first use.
+func kvnodeWithTags(t *testing.T, tags string) string {
+	t.Helper()
+	requireKvnode(t)
+	if tags == "" {
+		return kvnodeBin
+	}
+	taggedBins.Lock()
+	defer taggedBins.Unlock()
+	if bin, ok := taggedBins.bins[tags]; ok {
+		return bin
+	}
+	start := time.Now()
+	dir, bin, err := buildKvnode(tags)
+	if err != nil {
+		t.Fatalf("build kvnode with tags %q: %v", tags, err)
+	}
+	if taggedBins.bins == nil {
+		taggedBins.bins = map[string]string{}
+	}
+	taggedBins.bins[tags] = bin
+	taggedBins.dirs = append(taggedBins.dirs, dir)
+	t.Logf("built kvnode with -tags %s in %.1fs", tags, time.Since(start).Seconds())
+	return bin
+}
+
+func removeTaggedBins() {
+	taggedBins.Lock()
+	defer taggedBins.Unlock()
+	for _, d := range taggedBins.dirs {
+		os.RemoveAll(d)
+	}
 }
 
 // requireKvnode skips under -short (only the checker tests run there).

@@ -8,10 +8,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ridgeline-kv/ridgeline/client"
 	"github.com/ridgeline-kv/ridgeline/ring"
 )
 
@@ -28,7 +30,19 @@ const (
 	faultBridge         = "bridge"
 	faultOneWayFromLead = "one-way-from-leader" // the leader's packets to the others are dropped
 	faultOneWayToLead   = "one-way-to-leader"   // the others' packets to the leader are dropped
+
+	// Membership changes under load (the cluster needs --dead-node-grace
+	// short enough for a kill to be repaired within the run).
+	faultJoin           = "join"             // a new node joins and gets replicas; it stays
+	faultDrain          = "drain"            // DrainNode on an active node; heal removes and retires it once empty
+	faultKillDuringMove = "kill-during-move" // a node joins; while a replica move is in flight, SIGKILL the joiner or another node
 )
+
+// membershipFaults change the set of nodes.
+var membershipFaults = map[string]bool{faultJoin: true, faultDrain: true, faultKillDuringMove: true}
+
+// maxChaosNodes bounds how many nodes joins grow a cluster to.
+const maxChaosNodes = 7
 
 // partitionFaults need iptables in the private namespace.
 var partitionFaults = map[string]bool{
@@ -51,6 +65,7 @@ type nemesis struct {
 	killed  []*node
 	paused  []*node
 	drops   [][2]*node // src → dst pairs dropped
+	drained []*node    // retired at heal once empty
 }
 
 func newNemesis(c *cluster, seed uint64, targetKey string, logf func(string, ...any)) *nemesis {
@@ -95,7 +110,7 @@ func (n *nemesis) leader() (*node, error) {
 
 func (n *nemesis) others(of ...*node) []*node {
 	var out []*node
-	for _, nd := range n.c.nodes {
+	for _, nd := range n.c.live() {
 		skip := false
 		for _, o := range of {
 			skip = skip || nd == o
@@ -107,7 +122,10 @@ func (n *nemesis) others(of ...*node) []*node {
 	return out
 }
 
-func (n *nemesis) randomNode() *node { return n.c.nodes[n.rng.IntN(len(n.c.nodes))] }
+func (n *nemesis) randomNode() *node {
+	live := n.c.live()
+	return live[n.rng.IntN(len(live))]
+}
 
 // inject applies one fault of kind; on success the fault is counted and
 // stays in effect until heal.
@@ -145,7 +163,7 @@ func (n *nemesis) inject(kind string) error {
 			minority := []*node{l}
 			rest := n.others(l)
 			n.rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
-			for len(minority) < (len(n.c.nodes)-1)/2 {
+			for len(minority) < (len(n.c.live())-1)/2 {
 				minority, rest = append(minority, rest[0]), rest[1:]
 			}
 			desc = fmt.Sprintf("partition minority %s | majority %s", ids(minority), ids(rest))
@@ -175,6 +193,26 @@ func (n *nemesis) inject(kind string) error {
 				err = n.partition(oneWay(n.others(l), groupOf(l)))
 			}
 		}
+	case faultJoin:
+		var v *node
+		if v, err = n.c.addNode(); v != nil {
+			desc = "start " + v.id + " (joins without --bootstrap-expect)"
+		}
+	case faultKillDuringMove:
+		desc, err = n.killDuringMove()
+	case faultDrain:
+		var v *node
+		if v, err = n.drainVictim(); err == nil {
+			desc = "drain " + v.id
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var epoch uint64
+			epoch, err = n.c.admin.DrainNode(ctx, v.id)
+			cancel()
+			if err == nil {
+				desc += fmt.Sprintf(" (epoch %d)", epoch)
+				n.drained = append(n.drained, v)
+			}
+		}
 	default:
 		err = fmt.Errorf("unknown fault %q", kind)
 	}
@@ -187,6 +225,126 @@ func (n *nemesis) inject(kind string) error {
 	n.mu.Unlock()
 	n.note("%s: %s", kind, desc)
 	return nil
+}
+
+// feasible returns kind, or the membership fault to use instead when kind
+// cannot apply to the cluster's current size: a drain needs more active
+// nodes than the replication factor (plus one, so a kill stays survivable),
+// and joins stop at maxChaosNodes.
+func (n *nemesis) feasible(kind string) string {
+	live := len(n.c.live())
+	switch {
+	case kind == faultDrain && live <= n.c.rf+1:
+		return faultJoin
+	case (kind == faultJoin || kind == faultKillDuringMove) && live >= maxChaosNodes:
+		return faultDrain
+	}
+	return kind
+}
+
+// drainVictim picks a random live node that the map holds as active.
+func (n *nemesis) drainVictim() (*node, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := n.c.admin.RefreshMap(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var cands []*node
+	for _, nd := range n.c.live() {
+		if st, ok := m.Node(nd.id); ok && st.State == ring.NodeActive {
+			cands = append(cands, nd)
+		}
+	}
+	if len(cands) <= n.c.rf {
+		return nil, fmt.Errorf("only %d active nodes in map epoch %d; a drain would be refused", len(cands), m.Epoch)
+	}
+	return cands[n.rng.IntN(len(cands))], nil
+}
+
+// killDuringMove starts a joining node and, as soon as the cluster has a
+// replica move in flight (a learner in the map, or moves the meta leader
+// reports in flight), SIGKILLs the joiner or, as often, another random node.
+func (n *nemesis) killDuringMove() (string, error) {
+	joiner, err := n.c.addNode()
+	if err != nil {
+		return "", err
+	}
+	desc := "start " + joiner.id
+	var seen string
+	err = eventually(30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		m, err := n.c.admin.RefreshMap(ctx)
+		if err != nil {
+			return err
+		}
+		for _, sh := range m.Shards {
+			for _, r := range sh.Replicas {
+				if r.Role == ring.RoleLearner {
+					seen = fmt.Sprintf("learner %s of shard %d in epoch %d", r.ID, sh.ID, m.Epoch)
+					return nil
+				}
+			}
+		}
+		if rb, err := n.c.admin.Rebalance(ctx, client.RebalanceStatusOnly); err == nil && rb.MovesInFlight > 0 {
+			seen = fmt.Sprintf("%d moves in flight at epoch %d", rb.MovesInFlight, rb.Epoch)
+			return nil
+		}
+		return fmt.Errorf("no move in flight after %s joined (map epoch %d)", joiner.id, m.Epoch)
+	})
+	if err != nil {
+		return desc, err
+	}
+	victim := joiner
+	if n.rng.IntN(2) == 0 {
+		others := n.others(joiner)
+		victim = others[n.rng.IntN(len(others))]
+	}
+	desc += fmt.Sprintf(", SIGKILL %s during the move (%s)", victim.id, seen)
+	if err := victim.kill(); err != nil && !isSignalExit(err) {
+		return desc, err
+	}
+	n.killed = append(n.killed, victim)
+	return desc, nil
+}
+
+// retireDrained waits until each drained node holds no replica and is no
+// meta voter, removes it from the cluster (RemoveNode) and stops it.
+func (n *nemesis) retireDrained(timeout time.Duration) error {
+	var errs []error
+	for _, v := range n.drained {
+		err := eventually(timeout, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			m, err := n.c.admin.RefreshMap(ctx)
+			if err != nil {
+				return err
+			}
+			if k := len(m.ReplicasOn(v.id)); k > 0 {
+				err := fmt.Errorf("drained %s still holds %d replicas at epoch %d", v.id, k, m.Epoch)
+				if rb, rerr := n.c.admin.Rebalance(ctx, client.RebalanceStatusOnly); rerr == nil {
+					err = fmt.Errorf("%w (meta leader: %d moves in flight, %d planned, pending %q)", err, rb.MovesInFlight, rb.MovesPlanned, rb.PendingReasons)
+				}
+				return err
+			}
+			if slices.Contains(m.MetaVoters, v.id) {
+				return fmt.Errorf("drained %s is still a meta voter at epoch %d", v.id, m.Epoch)
+			}
+			_, err = n.c.admin.RemoveNode(ctx, v.id)
+			return err
+		})
+		if err == nil {
+			err = n.c.retire(v)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("retire %s: %w", v.id, err))
+		} else {
+			n.note("%s drained, removed and stopped", v.id)
+		}
+	}
+	n.drained = nil
+	return errors.Join(errs...)
 }
 
 func isSignalExit(err error) bool {
@@ -315,12 +473,19 @@ func (n *nemesis) heal() error {
 			errs = append(errs, err)
 		}
 	}
+	drained := len(n.drained)
+	if err := n.retireDrained(90 * time.Second); err != nil {
+		errs = append(errs, err)
+	}
 	var healed []string
 	for _, v := range n.paused {
 		healed = append(healed, "SIGCONT "+v.id)
 	}
 	for _, v := range n.killed {
 		healed = append(healed, "restart "+v.id)
+	}
+	if drained > 0 {
+		healed = append(healed, fmt.Sprintf("retire %d drained", drained))
 	}
 	n.paused, n.killed = nil, nil
 	err := errors.Join(errs...)
