@@ -54,21 +54,27 @@ func (n *Node) controlRound(m *ring.Map) error {
 	if m.RebalancePaused {
 		return nil
 	}
-	statuses := n.replicaStatuses(m)
+	var statuses map[string]*kvpb.ReplicaStatus // fetched only if a learner is asked about
 	caughtUp := func(id string) bool {
+		if statuses == nil {
+			statuses = n.replicaStatuses(m)
+		}
 		st, ok := statuses[id]
 		if !ok || st.AppliedIndex == 0 {
 			return false
 		}
+		// Caught up: within a few entries of the highest commit index a
+		// reachable voter reports (no voter's exceeds the leader's, and any
+		// one answering is enough: promotion must not wait on the one node
+		// that happens to lead).
 		shard, _, _ := m.Replica(id)
-		var leaderCommit uint64
+		var commit uint64
 		for _, rep := range m.Shards[shard].Replicas {
-			if ls, ok := statuses[rep.ID]; ok && ls.State == "Leader" {
-				leaderCommit = ls.CommitIndex
+			if vs, ok := statuses[rep.ID]; ok && rep.Role == ring.RoleVoter {
+				commit = max(commit, vs.CommitIndex)
 			}
 		}
-		// Caught up: within a few entries of the leader's commit index.
-		return leaderCommit > 0 && st.AppliedIndex+16 >= leaderCommit
+		return commit > 0 && st.AppliedIndex+16 >= commit
 	}
 	opts := ring.PlanOptions{MaxMovesInFlight: n.cfg.MaxMovesInFlight, MaxPerNode: n.cfg.MaxSnapshotTransfers, Down: n.nodeDown}
 	res := ring.Plan(m, caughtUp, opts)
@@ -169,7 +175,7 @@ func (n *Node) replicaStatuses(m *ring.Map) map[string]*kvpb.ReplicaStatus {
 			if err != nil {
 				continue
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			st, err = kvpb.NewAdminClient(conn).NodeStatus(ctx, &kvpb.NodeStatusRequest{})
 			cancel()
 			if err != nil {
