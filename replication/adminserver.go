@@ -20,9 +20,15 @@ func (s *adminServer) ClusterMap(ctx context.Context, req *kvpb.ClusterMapReques
 		return resp, nil
 	}
 	resp.Map = m.Proto()
+	// Copy under the lock, resolve outside it: nodeOfReplica takes the read
+	// lock itself, and a recursive read lock deadlocks once a writer queues.
 	s.n.mu.RLock()
-	defer s.n.mu.RUnlock()
+	local := make(map[uint32]*replica, len(s.n.byShard))
 	for shard, r := range s.n.byShard {
+		local[shard] = r
+	}
+	s.n.mu.RUnlock()
+	for shard, r := range local {
 		if id := s.n.nodeOfReplica(r.leader()); id != "" {
 			resp.Leaders[shard] = id
 		}

@@ -37,6 +37,8 @@ type Node struct {
 	gather  prometheus.Gatherer
 	metrics *metrics
 
+	// mu guards the fields below. Never call a method that takes mu while
+	// holding it: a recursive read lock deadlocks once a writer queues.
 	mu       sync.RWMutex
 	ident    identity
 	cmap     *ring.Map
