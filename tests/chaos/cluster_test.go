@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
 	"net"
 	"net/http"
 	"os"
@@ -62,24 +63,6 @@ type clusterOptions struct {
 
 // chaosRF is kvnode's default replication factor.
 const chaosRF = 3
-
-// eventually polls cond until it returns nil or timeout passes.
-func eventually(timeout time.Duration, cond func() error) error {
-	deadline := time.Now().Add(timeout)
-	wait := 20 * time.Millisecond
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		tm := time.NewTimer(wait)
-		<-tm.C
-		wait = min(2*wait, 200*time.Millisecond)
-	}
-}
 
 // freeAddr returns ip:port with the port free for both TCP and UDP now
 // (memberlist binds both on the gossip port).
@@ -337,7 +320,7 @@ func (nd *node) ready() error {
 
 // waitReady waits until every running node answers /readyz.
 func (c *cluster) waitReady(timeout time.Duration) error {
-	return eventually(timeout, func() error {
+	return replicationtest.Eventually(timeout, func() error {
 		for _, nd := range c.nodes {
 			if !nd.running() {
 				continue
@@ -408,7 +391,7 @@ func (c *cluster) statuses() map[string]*client.NodeStatus {
 // to timeout for one.
 func (c *cluster) leaderOf(shard uint32, timeout time.Duration) (*node, error) {
 	var leader *node
-	err := eventually(timeout, func() error {
+	err := replicationtest.Eventually(timeout, func() error {
 		var term uint64
 		leader = nil
 		for id, st := range c.statuses() {

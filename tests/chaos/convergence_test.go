@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
 	"hash/fnv"
 	"net"
 	"sort"
@@ -38,7 +39,7 @@ func shardKeys(prefix string, shards int) []string {
 func writeEveryShard(cl *client.Client, prefix string, shards int, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
 	for s, k := range shardKeys(prefix, shards) {
-		err := eventually(timeout-time.Since(start), func() error {
+		err := replicationtest.Eventually(timeout-time.Since(start), func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			return cl.Put(ctx, k, []byte(fmt.Sprint(time.Now().UnixNano())))
@@ -124,7 +125,7 @@ func (c *cluster) checkConvergence(timeout time.Duration) (string, error) {
 		conns[nd.id] = kvpb.NewKVClient(cc)
 	}
 	var summary string
-	err := eventually(timeout, func() error {
+	err := replicationtest.Eventually(timeout, func() error {
 		sts := c.statuses()
 		if len(sts) != len(live) {
 			c.admin.RefreshMap(context.Background()) // a joined node is addressed through the map
@@ -200,7 +201,7 @@ func sameIndex(what string, idx map[string]uint64) error {
 // a replica of each shard are exactly those the map places it on.
 func (c *cluster) checkPlacement(timeout time.Duration) (string, error) {
 	var summary string
-	err := eventually(timeout, func() error {
+	err := replicationtest.Eventually(timeout, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		m, err := c.admin.RefreshMap(ctx)

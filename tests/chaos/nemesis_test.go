@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -272,7 +273,7 @@ func (n *nemesis) killDuringMove() (string, error) {
 	}
 	desc := "start " + joiner.id
 	var seen string
-	err = eventually(30*time.Second, func() error {
+	err = replicationtest.Eventually(30*time.Second, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		m, err := n.c.admin.RefreshMap(ctx)
@@ -314,7 +315,7 @@ func (n *nemesis) killDuringMove() (string, error) {
 func (n *nemesis) retireDrained(timeout time.Duration) error {
 	var errs []error
 	for _, v := range n.drained {
-		err := eventually(timeout, func() error {
+		err := replicationtest.Eventually(timeout, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			m, err := n.c.admin.RefreshMap(ctx)

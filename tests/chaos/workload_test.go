@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -239,7 +240,7 @@ func (w *workloads) counter(cl *client.Client, rng *rand.Rand) {
 // waitAcked waits until n more writes are acknowledged than now.
 func (w *workloads) waitAcked(n int64, timeout time.Duration) error {
 	target := w.acked.Load() + n
-	return eventually(timeout, func() error {
+	return replicationtest.Eventually(timeout, func() error {
 		if got := w.acked.Load(); got < target {
 			return fmt.Errorf("only %d of %d acknowledged writes within %v", got, target, timeout)
 		}
