@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -96,8 +97,20 @@ func run(args []string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
 	defer cancel()
-	if err := node.Shutdown(sctx); err != nil && fatal == nil {
-		return fmt.Errorf("shutdown: %w", err)
+	done := make(chan error, 1)
+	go func() { done <- node.Shutdown(sctx) }()
+	var serr error
+	select {
+	case serr = <-done:
+	case <-time.After(*shutdownTimeout + 5*time.Second):
+		// A stuck shutdown must not keep the process (and its ports and data
+		// dir lock) alive; the stacks say where it stuck.
+		logger.Error("shutdown did not finish; exiting anyway — goroutine stacks follow")
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
+		return fmt.Errorf("shutdown did not finish within %v", *shutdownTimeout+5*time.Second)
+	}
+	if serr != nil && fatal == nil {
+		return fmt.Errorf("shutdown: %w", serr)
 	}
 	if fatal != nil {
 		return fmt.Errorf("stopped on a fatal error: %w", fatal)
