@@ -272,11 +272,14 @@ func (r *replica) shutdown() error {
 	var err error
 	r.stopOnce.Do(func() {
 		close(r.stop)
-		err = r.raft.Shutdown().Error()
-		r.wg.Wait()
-		if cerr := r.trans.Close(); err == nil {
-			err = cerr
+		// Transport first: it cancels this replica's RPCs in flight (a
+		// snapshot send to a peer that stopped reading would otherwise hold
+		// raft's shutdown for the whole snapshot timeout).
+		err = r.trans.Close()
+		if serr := r.raft.Shutdown().Error(); err == nil {
+			err = serr
 		}
+		r.wg.Wait()
 	})
 	return err
 }
