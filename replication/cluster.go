@@ -239,8 +239,8 @@ func (n *Node) startShardReplica(m *ring.Map, ref ring.ReplicaRef) error {
 	return nil
 }
 
-// mapLoop learns newer maps from peers (nodes outside the meta group) and,
-// on the meta leader, creates the first map of a new cluster.
+// mapLoop learns newer maps from peers whose gossip advertises a higher
+// epoch and, on the meta leader, creates the first map of a new cluster.
 func (n *Node) mapLoop() {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
@@ -253,14 +253,14 @@ func (n *Node) mapLoop() {
 		n.mu.RLock()
 		meta, mfsm := n.meta, n.metaFSM
 		n.mu.RUnlock()
-		if meta != nil {
-			if meta.isLeader() && mfsm.Map() == nil {
-				if err := n.proposeInitialMap(); err != nil {
-					n.logger.Warn("cannot create the cluster map yet", "err", err)
-				}
+		if meta != nil && meta.isLeader() && mfsm.Map() == nil {
+			if err := n.proposeInitialMap(); err != nil {
+				n.logger.Warn("cannot create the cluster map yet", "err", err)
 			}
-			continue
 		}
+		// Even a node with a meta replica fetches a newer map that gossip
+		// advertises: its replica may have been removed from the meta group
+		// while the node was down, and then it hears nothing through it.
 		n.fetchNewerMap()
 	}
 }

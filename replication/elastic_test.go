@@ -259,6 +259,28 @@ func testDeadNodeReplaced(t *testing.T, vi int) {
 		}
 		return nil
 	})
+	// Wait until the meta group's raft configuration itself no longer holds
+	// the victim (not just the map): a node whose meta replica was removed
+	// while it was down hears nothing through it and must still learn newer
+	// maps (regression: chaos seed 202, a restarted ex-meta voter stayed on
+	// its old map and never became ready).
+	c.Eventually(30*time.Second, "meta configuration without the victim", func() error {
+		for i := range c.Nodes {
+			if i == vi {
+				continue
+			}
+			st, err := c.Status(i)
+			if err != nil {
+				return err
+			}
+			for _, r := range st.Replicas {
+				if r.Meta && r.Voters != 3 {
+					return fmt.Errorf("node %s: meta replica counts %d voters, want 3", st.Node.Id, r.Voters)
+				}
+			}
+		}
+		return nil
+	})
 	c.Restart(vi)
 	// It rejoins as an active member; its old replicas (and meta replica)
 	// are deleted, not revived.

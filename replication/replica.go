@@ -313,8 +313,12 @@ func (r *replica) status(leaderNode func(replicaID string) string) *kvpb.Replica
 		AppliedIndex: r.fsm.AppliedIndex(),
 		LastLogIndex: r.raft.LastIndex(),
 	}
-	if v, err := strconv.ParseUint(r.raft.Stats()["last_snapshot_index"], 10, 64); err == nil {
+	stats := r.raft.Stats()
+	if v, err := strconv.ParseUint(stats["last_snapshot_index"], 10, 64); err == nil {
 		st.LastSnapshotIndex = v
+	}
+	if v, err := strconv.ParseUint(stats["num_peers"], 10, 32); err == nil && stats["state"] != "Shutdown" {
+		st.Voters = uint32(v) + 1 // num_peers counts the other voters
 	}
 	if lc := r.raft.LastContact(); !lc.IsZero() && r.raft.State() != raft.Leader {
 		st.LastContactMs = time.Since(lc).Milliseconds()

@@ -903,6 +903,7 @@ type ReplicaStatus struct {
 	LastContactMs     int64                  `protobuf:"varint,10,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"`
 	Keys              uint64                 `protobuf:"varint,11,opt,name=keys,proto3" json:"keys,omitempty"`
 	LastSnapshotIndex uint64                 `protobuf:"varint,12,opt,name=last_snapshot_index,json=lastSnapshotIndex,proto3" json:"last_snapshot_index,omitempty"` // newest snapshot taken or installed
+	Voters            uint32                 `protobuf:"varint,13,opt,name=voters,proto3" json:"voters,omitempty"`                                                  // voters in the replica's raft configuration
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -1017,6 +1018,13 @@ func (x *ReplicaStatus) GetKeys() uint64 {
 func (x *ReplicaStatus) GetLastSnapshotIndex() uint64 {
 	if x != nil {
 		return x.LastSnapshotIndex
+	}
+	return 0
+}
+
+func (x *ReplicaStatus) GetVoters() uint32 {
+	if x != nil {
+		return x.Voters
 	}
 	return 0
 }
@@ -1195,7 +1203,7 @@ const file_admin_proto_rawDesc = "" +
 	"\aleaders\x18\x02 \x03(\v2-.ridgeline.v1.ClusterMapResponse.LeadersEntryR\aleaders\x1a:\n" +
 	"\fLeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xf9\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x91\x03\n" +
 	"\rReplicaStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
 	"\x04meta\x18\x02 \x01(\bR\x04meta\x12\x1d\n" +
@@ -1210,7 +1218,8 @@ const file_admin_proto_rawDesc = "" +
 	"\x0flast_contact_ms\x18\n" +
 	" \x01(\x03R\rlastContactMs\x12\x12\n" +
 	"\x04keys\x18\v \x01(\x04R\x04keys\x12.\n" +
-	"\x13last_snapshot_index\x18\f \x01(\x04R\x11lastSnapshotIndex\"\x13\n" +
+	"\x13last_snapshot_index\x18\f \x01(\x04R\x11lastSnapshotIndex\x12\x16\n" +
+	"\x06voters\x18\r \x01(\rR\x06voters\"\x13\n" +
 	"\x11NodeStatusRequest\"\xae\x01\n" +
 	"\x12NodeStatusResponse\x12*\n" +
 	"\x04node\x18\x01 \x01(\v2\x16.ridgeline.v1.NodeInfoR\x04node\x12\x14\n" +
