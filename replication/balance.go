@@ -34,14 +34,8 @@ func (n *Node) balanceLoop() {
 				alive[mem.Meta.NodeID] = true
 			}
 		}
-		n.mu.RLock()
-		var cands []*replica
-		for _, r := range n.byShard {
-			cands = append(cands, r)
-		}
-		n.mu.RUnlock()
-		for _, r := range cands {
-			if !r.isLeader() || time.Now().Before(backoff[r.spec.Shard]) || int(r.spec.Shard) >= len(m.Shards) {
+		for _, r := range n.leadingShards() {
+			if time.Now().Before(backoff[r.spec.Shard]) || int(r.spec.Shard) >= len(m.Shards) {
 				continue
 			}
 			reps := m.Shards[r.spec.Shard].Replicas

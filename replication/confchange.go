@@ -28,15 +28,7 @@ func (n *Node) confChangeLoop() {
 		if m == nil {
 			continue
 		}
-		n.mu.RLock()
-		var leading []*replica
-		for _, r := range n.byShard {
-			if r.isLeader() {
-				leading = append(leading, r)
-			}
-		}
-		n.mu.RUnlock()
-		for _, r := range leading {
+		for _, r := range n.leadingShards() {
 			if err := n.confChange(m, r); err != nil {
 				n.logger.Debug("configuration change", "shard", r.spec.Shard, "err", err)
 			}
@@ -147,4 +139,17 @@ func (n *Node) metaConfChange(m *ring.Map, r *replica) error {
 		return r.raft.RemoveServer(s.ID, idx, timeout).Error()
 	}
 	return nil
+}
+
+// leadingShards returns the shard replicas on this node that currently lead.
+func (n *Node) leadingShards() []*replica {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var leading []*replica
+	for _, r := range n.byShard {
+		if r.isLeader() {
+			leading = append(leading, r)
+		}
+	}
+	return leading
 }

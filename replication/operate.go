@@ -74,59 +74,65 @@ func (n *Node) metaMap() (*ring.Map, error) {
 	return mfsm.Map(), nil
 }
 
+// metaNode returns the committed map (on the meta leader) and nodeID's
+// entry in it, or an error naming the unknown node.
+func (n *Node) metaNode(nodeID string) (*ring.Map, ring.Node, error) {
+	m, err := n.metaMap()
+	if err != nil {
+		return nil, ring.Node{}, err
+	}
+	nd, ok := m.Node(nodeID)
+	if !ok {
+		return nil, ring.Node{}, fmt.Errorf("%w: no node %q in the cluster (kvctl nodes lists them)", ErrInvalidArgument, nodeID)
+	}
+	return m, nd, nil
+}
+
+// setNodeState commits m with nd in state st and returns the new epoch.
+func (n *Node) setNodeState(m *ring.Map, nd ring.Node, st ring.NodeState) (uint64, error) {
+	nd.State = st
+	next := m.WithNode(nd)
+	if err := n.commitMap(m, next); err != nil {
+		return 0, err
+	}
+	n.logger.Info("node state", "node", nd.ID, "state", st, "epoch", next.Epoch)
+	return next.Epoch, nil
+}
+
 // drainNode marks nodeID draining; the planner then moves everything off.
 func (n *Node) drainNode(nodeID string) (uint64, error) {
-	m, err := n.metaMap()
+	m, nd, err := n.metaNode(nodeID)
 	if err != nil {
 		return 0, err
 	}
-	nd, ok := m.Node(nodeID)
-	switch {
-	case !ok:
-		return 0, fmt.Errorf("%w: no node %q in the cluster (kvctl nodes lists them)", ErrInvalidArgument, nodeID)
-	case nd.State == ring.NodeDraining:
+	switch nd.State {
+	case ring.NodeDraining:
 		return m.Epoch, nil
-	case nd.State == ring.NodeRemoved:
+	case ring.NodeRemoved:
 		return 0, fmt.Errorf("%w: node %q was removed; there is nothing to drain", ErrRefused, nodeID)
 	}
 	if err := ring.CanDrain(m, nodeID); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	nd.State = ring.NodeDraining
-	next := m.WithNode(nd)
-	if err := n.commitMap(m, next); err != nil {
-		return 0, err
-	}
-	n.logger.Info("node draining", "node", nodeID, "epoch", next.Epoch)
-	return next.Epoch, nil
+	return n.setNodeState(m, nd, ring.NodeDraining)
 }
 
 // removeNode takes a drained (no replicas left) or dead node out of the map.
 func (n *Node) removeNode(nodeID string) (uint64, error) {
-	m, err := n.metaMap()
+	m, nd, err := n.metaNode(nodeID)
 	if err != nil {
 		return 0, err
 	}
-	nd, ok := m.Node(nodeID)
 	switch {
-	case !ok:
-		return 0, fmt.Errorf("%w: no node %q in the cluster (kvctl nodes lists them)", ErrInvalidArgument, nodeID)
 	case nd.State == ring.NodeRemoved:
 		return m.Epoch, nil
 	case containsString(m.MetaVoters, nodeID):
 		return 0, fmt.Errorf("%w: node %q is a voter of the meta group; moving meta voters is not supported yet", ErrRefused, nodeID)
 	}
-	held := len(m.ReplicasOn(nodeID))
-	if held > 0 && !n.gossipDead(nodeID) {
+	if held := len(m.ReplicasOn(nodeID)); held > 0 && !n.gossipDead(nodeID) {
 		return 0, fmt.Errorf("%w: node %q is alive and still holds %d replicas: drain it first (kvctl nodes drain %s --wait)", ErrRefused, nodeID, held, nodeID)
 	}
-	nd.State = ring.NodeRemoved
-	next := m.WithNode(nd)
-	if err := n.commitMap(m, next); err != nil {
-		return 0, err
-	}
-	n.logger.Info("node removed", "node", nodeID, "epoch", next.Epoch, "replicas_to_replace", held)
-	return next.Epoch, nil
+	return n.setNodeState(m, nd, ring.NodeRemoved)
 }
 
 // gossipDead reports whether gossip currently considers nodeID not alive.
