@@ -39,7 +39,10 @@ func (n *Node) balanceLoop() {
 				continue
 			}
 			reps := m.Shards[r.spec.Shard].Replicas
-			if len(reps) == 0 || reps[0].ID == r.spec.ID || reps[0].Role != ring.RoleVoter || !alive[reps[0].NodeID] {
+			// The map may name a voter raft has not promoted yet: a transfer
+			// to a non-voter only disrupts the group (its TimeoutNow bumps
+			// the term and the leader steps down for nothing).
+			if len(reps) == 0 || reps[0].ID == r.spec.ID || reps[0].Role != ring.RoleVoter || !alive[reps[0].NodeID] || !r.hasVoter(reps[0].ID) {
 				continue
 			}
 			nd, ok := m.Node(reps[0].NodeID)

@@ -186,13 +186,13 @@ func (n *Node) reconcile() {
 			n.logger.Error("cannot start shard replica; will retry", "replica", ref.Replica.ID, "err", err)
 		}
 	}
-	n.collectGarbage(m)
 	if missing == 0 {
 		n.readyOnce.Do(func() {
 			n.logger.Info("node ready", "cluster", m.ClusterID, "epoch", m.Epoch, "replicas", len(m.ReplicasOn(n.cfg.NodeID)))
 			close(n.ready)
 		})
 	}
+	n.collectGarbage(m)
 }
 
 func (n *Node) startShardReplica(m *ring.Map, ref ring.ReplicaRef) error {
@@ -349,20 +349,32 @@ func containsString(ss []string, s string) bool {
 // no longer places here: the running ones and any left on disk. A replica is
 // dropped only if m knows of it — its sequence number is below m's
 // NextReplicaSeq, so it was allocated before m and has since been removed —
-// never one that a newer map than this node's may have placed here. A
-// replica that comes back from a partition after its removal is therefore
-// deleted, not revived.
+// never one that a newer map than this node's may have placed here — and
+// only once its shard's leader has taken it out of the raft configuration,
+// so a replica still counted for quorum is never deleted. A replica that
+// comes back from a partition after its removal is therefore deleted, not
+// revived.
 func (n *Node) collectGarbage(m *ring.Map) {
 	want := map[string]bool{}
 	for _, ref := range m.ReplicasOn(n.cfg.NodeID) {
 		want[ref.Replica.ID] = true
 	}
+	peers := n.newPeerStatuses(m) // asked only when there is something to collect
 	removed := func(id string) bool {
 		if want[id] {
 			return false
 		}
-		_, nodeID, seq, err := ring.ParseReplicaID(id)
-		return err == nil && nodeID == n.cfg.NodeID && seq < m.NextReplicaSeq
+		shard, nodeID, seq, err := ring.ParseReplicaID(id)
+		if err != nil || nodeID != n.cfg.NodeID || seq >= m.NextReplicaSeq {
+			return false
+		}
+		// The map drops a replica before its shard's leader takes it out of
+		// the raft configuration; until then it may still count for quorum.
+		if peers.inRaftConfig(shard, id) {
+			n.logger.Debug("removed replica still in its raft configuration; keeping it for now", "replica", id)
+			return false
+		}
+		return true
 	}
 	n.mu.RLock()
 	var stale []*replica

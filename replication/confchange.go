@@ -13,7 +13,7 @@ import (
 // the shard's leader: replicas the map adds join as non-voters, learners the
 // map promotes become voters, and replicas the map drops are removed — adds
 // before removals, one change per shard per round, every change guarded by
-// the configuration index it was computed from (prevIndex). A leader the map
+// the index of the configuration it was computed from (prevIndex). A leader the map
 // drops hands leadership to a voter that stays before it is removed.
 func (n *Node) confChangeLoop() {
 	t := time.NewTicker(500 * time.Millisecond)
@@ -52,7 +52,7 @@ func (n *Node) confChange(m *ring.Map, r *replica) error {
 	if !containsReplica(want, r.spec.ID) && len(want) > 0 {
 		// The map moved this replica away while it leads: hand over first.
 		for _, rep := range want {
-			if rep.Role == ring.RoleVoter {
+			if rep.Role == ring.RoleVoter && r.hasVoter(rep.ID) {
 				if nd, ok := m.Node(rep.NodeID); ok {
 					return await(context.Background(), r.stop, r.raft.LeadershipTransferToServer(raft.ServerID(rep.ID), raft.ServerAddress(nd.Addr)))
 				}
@@ -64,7 +64,11 @@ func (n *Node) confChange(m *ring.Map, r *replica) error {
 	if err := f.Error(); err != nil {
 		return err
 	}
-	have, idx := f.Configuration(), f.Index()
+	// The configuration future of hashicorp/raft carries no index, so the
+	// prevIndex guard is the newest configuration entry the FSM applied: a
+	// change computed from an older configuration than raft's latest fails
+	// and is recomputed next round.
+	have, idx := f.Configuration(), r.data.configIndex.Load()
 	suffrage := map[string]raft.ServerSuffrage{}
 	for _, s := range have.Servers {
 		suffrage[string(s.ID)] = s.Suffrage
@@ -113,7 +117,13 @@ func (n *Node) metaConfChange(m *ring.Map, r *replica) error {
 	if err := f.Error(); err != nil {
 		return err
 	}
-	have, idx := f.Configuration(), f.Index()
+	n.mu.RLock()
+	mfsm := n.metaFSM
+	n.mu.RUnlock()
+	if mfsm == nil {
+		return nil
+	}
+	have, idx := f.Configuration(), mfsm.configIndex.Load() // prevIndex: see confChange
 	present := map[string]bool{}
 	for _, s := range have.Servers {
 		present[string(s.ID)] = s.Suffrage == raft.Voter

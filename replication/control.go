@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
 	"github.com/ridgeline-kv/ridgeline/ring"
 )
 
@@ -54,13 +53,10 @@ func (n *Node) controlRound(m *ring.Map) error {
 	if m.RebalancePaused {
 		return nil
 	}
-	var statuses map[string]*kvpb.ReplicaStatus // fetched only if a learner is asked about
+	st := n.newPeerStatuses(m) // asked lazily: only when a learner or an unsettled shard is in question
 	caughtUp := func(id string) bool {
-		if statuses == nil {
-			statuses = n.replicaStatuses(m)
-		}
-		st, ok := statuses[id]
-		if !ok || st.AppliedIndex == 0 {
+		ls, ok := st.replica(id)
+		if !ok || ls.AppliedIndex == 0 {
 			return false
 		}
 		// Caught up: within a few entries of the highest commit index a
@@ -70,13 +66,13 @@ func (n *Node) controlRound(m *ring.Map) error {
 		shard, _, _ := m.Replica(id)
 		var commit uint64
 		for _, rep := range m.Shards[shard].Replicas {
-			if vs, ok := statuses[rep.ID]; ok && rep.Role == ring.RoleVoter {
+			if vs, ok := st.replica(rep.ID); ok && rep.Role == ring.RoleVoter {
 				commit = max(commit, vs.CommitIndex)
 			}
 		}
-		return commit > 0 && st.AppliedIndex+16 >= commit
+		return commit > 0 && ls.AppliedIndex+16 >= commit
 	}
-	opts := ring.PlanOptions{MaxMovesInFlight: n.cfg.MaxMovesInFlight, MaxPerNode: n.cfg.MaxSnapshotTransfers, Down: n.nodeDown}
+	opts := ring.PlanOptions{MaxMovesInFlight: n.cfg.MaxMovesInFlight, MaxPerNode: n.cfg.MaxSnapshotTransfers, Down: n.nodeDown, Settled: st.settled}
 	res := ring.Plan(m, caughtUp, opts)
 	n.metrics.backlog.Set(float64(len(res.Moves) + len(res.Pending)))
 	if len(res.Moves) == 0 {
@@ -158,33 +154,4 @@ func (n *Node) nodeDown(nodeID string) bool {
 		}
 	}
 	return false
-}
-
-// replicaStatuses asks every alive node of the map for its replicas' status.
-func (n *Node) replicaStatuses(m *ring.Map) map[string]*kvpb.ReplicaStatus {
-	out := map[string]*kvpb.ReplicaStatus{}
-	for _, nd := range m.Nodes {
-		if nd.State == ring.NodeRemoved {
-			continue
-		}
-		var st *kvpb.NodeStatusResponse
-		if nd.ID == n.cfg.NodeID {
-			st = n.Status()
-		} else {
-			conn, err := n.peers.get(nd.Addr)
-			if err != nil {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			st, err = kvpb.NewAdminClient(conn).NodeStatus(ctx, &kvpb.NodeStatusRequest{})
-			cancel()
-			if err != nil {
-				continue
-			}
-		}
-		for _, r := range st.GetReplicas() {
-			out[r.GetReplicaId()] = r
-		}
-	}
-	return out
 }

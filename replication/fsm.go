@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -54,6 +55,10 @@ type shardFSM struct {
 	// applied is the index of the last entry applied to the store; once the
 	// store failed it also holds that error and the FSM refuses all work.
 	applied appliedIndex
+	// configIndex is the index of the newest configuration entry applied
+	// (0 = none seen since start, e.g. it came in a snapshot): the prevIndex
+	// that guards the next configuration change.
+	configIndex atomic.Uint64
 }
 
 var _ raft.BatchingFSM = (*shardFSM)(nil)
@@ -101,6 +106,11 @@ func (f *shardFSM) Apply(l *raft.Log) interface{} {
 // undecodable entry, or a storage failure (which also calls OnFatal).
 func (f *shardFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	results := make([]interface{}, len(logs))
+	for _, l := range logs {
+		if l.Type == raft.LogConfiguration {
+			f.configIndex.Store(l.Index)
+		}
+	}
 	if errp := f.applied.fatal.Load(); errp != nil {
 		for i := range results {
 			results[i] = *errp

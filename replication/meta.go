@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -29,12 +30,17 @@ type metaFSM struct {
 	onFatal func(error)
 
 	applied appliedIndex
+	// configIndex: the newest configuration entry applied (see shardFSM).
+	configIndex atomic.Uint64
 
 	mu  sync.Mutex
 	cur *ring.Map
 }
 
-var _ groupFSM = (*metaFSM)(nil)
+var (
+	_ groupFSM                = (*metaFSM)(nil)
+	_ raft.ConfigurationStore = (*metaFSM)(nil)
+)
 
 // metaResult is what Apply returns for a MetaCommand.
 type metaResult struct {
@@ -80,6 +86,12 @@ func (f *metaFSM) Map() *ring.Map {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cur
+}
+
+// StoreConfiguration records the index of each configuration entry raft
+// applies (raft.ConfigurationStore); called on raft's FSM goroutine.
+func (f *metaFSM) StoreConfiguration(index uint64, _ raft.Configuration) {
+	f.configIndex.Store(index)
 }
 
 func (f *metaFSM) Apply(l *raft.Log) interface{} {

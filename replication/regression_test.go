@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
 	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
 )
@@ -31,7 +34,7 @@ func TestRegression_ClusterMapUnderMapUpdatesDoesNotDeadlock(t *testing.T) {
 				cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 				_, err := admin.ClusterMap(cctx, &kvpb.ClusterMapRequest{})
 				ccancel()
-				if err != nil && ctx.Err() == nil {
+				if hung(err) && ctx.Err() == nil {
 					errs <- err
 					return
 				}
@@ -45,7 +48,7 @@ func TestRegression_ClusterMapUnderMapUpdatesDoesNotDeadlock(t *testing.T) {
 			cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_, err := admin.Rebalance(cctx, &kvpb.RebalanceRequest{Action: actions[i%2]})
 			ccancel()
-			if err != nil && ctx.Err() == nil {
+			if hung(err) && ctx.Err() == nil {
 				errs <- err
 				return
 			}
@@ -58,3 +61,8 @@ func TestRegression_ClusterMapUnderMapUpdatesDoesNotDeadlock(t *testing.T) {
 	}
 	t.Logf("%d ClusterMap calls answered", calls.Load())
 }
+
+// hung reports a call that did not answer in time. Any answer, even an
+// error (the meta group may lose its leader on a starved machine), shows the
+// node is not wedged.
+func hung(err error) bool { return status.Code(err) == codes.DeadlineExceeded }

@@ -301,6 +301,17 @@ func await(ctx context.Context, stop <-chan struct{}, f raft.Future) error {
 }
 
 // status reports the replica for Admin.NodeStatus.
+// hasVoter reports whether id is a voter in the replica's latest raft
+// configuration (which need not be committed yet). Non-blocking.
+func (r *replica) hasVoter(id string) bool {
+	for _, srv := range r.raft.GetConfiguration().Configuration().Servers {
+		if string(srv.ID) == id {
+			return srv.Suffrage == raft.Voter
+		}
+	}
+	return false
+}
+
 func (r *replica) status(leaderNode func(replicaID string) string) *kvpb.ReplicaStatus {
 	st := &kvpb.ReplicaStatus{
 		Shard:        r.spec.Shard,
@@ -319,6 +330,13 @@ func (r *replica) status(leaderNode func(replicaID string) string) *kvpb.Replica
 	}
 	if v, err := strconv.ParseUint(stats["num_peers"], 10, 32); err == nil && stats["state"] != "Shutdown" {
 		st.Voters = uint32(v) + 1 // num_peers counts the other voters
+	}
+	for _, srv := range r.raft.GetConfiguration().Configuration().Servers { // non-blocking: the latest configuration
+		if srv.Suffrage == raft.Voter {
+			st.ConfigVoters = append(st.ConfigVoters, string(srv.ID))
+		} else {
+			st.ConfigLearners = append(st.ConfigLearners, string(srv.ID))
+		}
 	}
 	if lc := r.raft.LastContact(); !lc.IsZero() && r.raft.State() != raft.Leader {
 		st.LastContactMs = time.Since(lc).Milliseconds()

@@ -115,6 +115,13 @@ type PlanOptions struct {
 	// adds, promotes or prefers nothing on them. Removed nodes are always
 	// down. nil means none. Called synchronously; must not block.
 	Down func(nodeID string) bool
+	// Settled reports whether a shard's raft configuration has caught up
+	// with the map (the same voters and learners). Plan takes no step on a
+	// shard that is not settled, so the map runs at most one step ahead of
+	// raft: a removal is never planned on the strength of a promotion raft
+	// has not made yet. Asked only about shards that would move. nil means
+	// every shard is settled.
+	Settled func(shard uint32) bool
 }
 
 // DefaultPlanOptions returns the throttles a production meta leader should
@@ -290,6 +297,9 @@ func Plan(m *Map, caughtUp func(replicaID string) bool, opts PlanOptions) PlanRe
 	var adds []addCandidate
 	for i := range m.Shards {
 		mv, add, reason := p.shard(i)
+		if (mv != nil || add != nil) && opts.Settled != nil && !opts.Settled(uint32(i)) {
+			mv, add, reason = nil, nil, "waiting for raft to apply the previous step of its move"
+		}
 		switch {
 		case mv != nil:
 			res.Moves = append(res.Moves, *mv)

@@ -430,6 +430,50 @@ func TestPlan_caughtUp(t *testing.T) {
 	}
 }
 
+// TestPlan_settled: a shard whose raft configuration has not caught up
+// with the map gets no step (it waits, with a reason), the others move, and
+// Settled is asked only about shards that would move.
+func TestPlan_settled(t *testing.T) {
+	m := withNodeState(planMap(t, 3, DefaultShards, 3), "node-4", NodeActive)
+	always := func(string) bool { return true }
+	all := Plan(m, always, PlanOptions{})
+	if len(all.Moves) < 2 {
+		t.Fatalf("join of a 4th node planned %d moves, want several", len(all.Moves))
+	}
+	held := all.Moves[0].Shard
+	asked := map[uint32]bool{}
+	res := Plan(m, always, PlanOptions{Settled: func(shard uint32) bool {
+		asked[shard] = true
+		return shard != held
+	}})
+	for _, mv := range res.Moves {
+		if mv.Shard == held {
+			t.Errorf("unsettled shard %d got move %v", held, mv)
+		}
+	}
+	if len(res.Moves) != len(all.Moves)-1 {
+		t.Errorf("%d moves with shard %d unsettled, want %d (all but its own)", len(res.Moves), held, len(all.Moves)-1)
+	}
+	found := false
+	for _, p := range res.Pending {
+		if p.Shard == held && strings.Contains(p.Reason, "waiting for raft") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("pending %v: want shard %d waiting for raft", res.Pending, held)
+	}
+	for shard := range asked {
+		moves := false
+		for _, mv := range all.Moves {
+			moves = moves || mv.Shard == shard
+		}
+		if !moves {
+			t.Errorf("Settled asked about shard %d, which has nothing to do", shard)
+		}
+	}
+}
+
 // TestPlan_caps: MaxMovesInFlight and MaxPerNode bound every intermediate
 // map, and the plan still converges with the minimum additions.
 func TestPlan_caps(t *testing.T) {

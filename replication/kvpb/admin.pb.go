@@ -904,8 +904,11 @@ type ReplicaStatus struct {
 	Keys              uint64                 `protobuf:"varint,11,opt,name=keys,proto3" json:"keys,omitempty"`
 	LastSnapshotIndex uint64                 `protobuf:"varint,12,opt,name=last_snapshot_index,json=lastSnapshotIndex,proto3" json:"last_snapshot_index,omitempty"` // newest snapshot taken or installed
 	Voters            uint32                 `protobuf:"varint,13,opt,name=voters,proto3" json:"voters,omitempty"`                                                  // voters in the replica's raft configuration
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The replica's latest raft configuration, by replica ID.
+	ConfigVoters   []string `protobuf:"bytes,14,rep,name=config_voters,json=configVoters,proto3" json:"config_voters,omitempty"`
+	ConfigLearners []string `protobuf:"bytes,15,rep,name=config_learners,json=configLearners,proto3" json:"config_learners,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReplicaStatus) Reset() {
@@ -1027,6 +1030,20 @@ func (x *ReplicaStatus) GetVoters() uint32 {
 		return x.Voters
 	}
 	return 0
+}
+
+func (x *ReplicaStatus) GetConfigVoters() []string {
+	if x != nil {
+		return x.ConfigVoters
+	}
+	return nil
+}
+
+func (x *ReplicaStatus) GetConfigLearners() []string {
+	if x != nil {
+		return x.ConfigLearners
+	}
+	return nil
 }
 
 type NodeStatusRequest struct {
@@ -1203,7 +1220,7 @@ const file_admin_proto_rawDesc = "" +
 	"\aleaders\x18\x02 \x03(\v2-.ridgeline.v1.ClusterMapResponse.LeadersEntryR\aleaders\x1a:\n" +
 	"\fLeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x91\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdf\x03\n" +
 	"\rReplicaStatus\x12\x14\n" +
 	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x12\n" +
 	"\x04meta\x18\x02 \x01(\bR\x04meta\x12\x1d\n" +
@@ -1219,7 +1236,9 @@ const file_admin_proto_rawDesc = "" +
 	" \x01(\x03R\rlastContactMs\x12\x12\n" +
 	"\x04keys\x18\v \x01(\x04R\x04keys\x12.\n" +
 	"\x13last_snapshot_index\x18\f \x01(\x04R\x11lastSnapshotIndex\x12\x16\n" +
-	"\x06voters\x18\r \x01(\rR\x06voters\"\x13\n" +
+	"\x06voters\x18\r \x01(\rR\x06voters\x12#\n" +
+	"\rconfig_voters\x18\x0e \x03(\tR\fconfigVoters\x12'\n" +
+	"\x0fconfig_learners\x18\x0f \x03(\tR\x0econfigLearners\"\x13\n" +
 	"\x11NodeStatusRequest\"\xae\x01\n" +
 	"\x12NodeStatusResponse\x12*\n" +
 	"\x04node\x18\x01 \x01(\v2\x16.ridgeline.v1.NodeInfoR\x04node\x12\x14\n" +
