@@ -14,6 +14,8 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/kvnode ./cmd/kvnode
 	$(GO) build -o $(BIN)/kvctl ./cmd/kvctl
+	$(GO) build -o $(BIN)/liftride ./cmd/liftride
+	$(GO) build -o $(BIN)/liftload ./cmd/liftload
 
 test: build
 	$(GO) vet $(PKGS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts a local three-node Ridgeline cluster on 127.0.0.1, waits until it
-# serves, prints how to use it, and stops everything on Ctrl-C.
+# Starts a local three-node Ridgeline cluster on 127.0.0.1 and two replicas
+# of the lift-ride service on it, waits until they serve, prints how to use
+# them, and stops everything on Ctrl-C.
 # Data lives in $RUN_DIR (default .run/) and survives restarts: run again and
 # the nodes rejoin with their data. `make clean-run` wipes it.
 set -euo pipefail
@@ -12,6 +13,8 @@ BASE_GRPC=${BASE_GRPC:-7001}
 BASE_GOSSIP=${BASE_GOSSIP:-7946}
 BASE_HTTP=${BASE_HTTP:-8001}
 SHARDS=${SHARDS:-32}
+BASE_LIFTRIDE=${BASE_LIFTRIDE:-8080}
+LIFTRIDES=${LIFTRIDES:-2}
 # KVNODE_FLAGS: extra kvnode flags for every node, e.g. "--group-commit-linger 2ms"
 
 for i in $(seq 0 $((NODES - 1))); do
@@ -21,6 +24,13 @@ for i in $(seq 0 $((NODES - 1))); do
       exit 1
     fi
   done
+done
+for i in $(seq 0 $((LIFTRIDES - 1))); do
+  port=$((BASE_LIFTRIDE + i))
+  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+    echo "port $port on 127.0.0.1 is in use: stop what holds it, or set BASE_LIFTRIDE" >&2
+    exit 1
+  fi
 done
 
 mkdir -p "$RUN_DIR/logs"
@@ -72,10 +82,36 @@ done
 
 export RIDGELINE_ENDPOINTS="$endpoints"
 bin/kvctl status || true
+
+# The lift-ride service: stateless replicas over the cluster.
+urls=""
+for i in $(seq 0 $((LIFTRIDES - 1))); do
+  port=$((BASE_LIFTRIDE + i))
+  bin/liftride --id "liftride-$((i + 1))" --listen "127.0.0.1:$port" --endpoints "$endpoints" \
+    ${LIFTRIDE_FLAGS:-} >"$RUN_DIR/logs/liftride-$((i + 1)).log" 2>&1 &
+  pids+=($!)
+  urls+="${urls:+,}http://127.0.0.1:$port"
+done
+for i in $(seq 0 $((LIFTRIDES - 1))); do
+  port=$((BASE_LIFTRIDE + i))
+  until curl -sf "http://127.0.0.1:$port/resorts" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $((deadline + 30)) ]; then
+      echo "liftride on port $port not serving; see $RUN_DIR/logs/liftride-$((i + 1)).log" >&2; exit 1
+    fi
+    sleep 0.2
+  done
+  printf 'liftride-%d  http://127.0.0.1:%d  log %s\n' $((i + 1)) "$port" "$RUN_DIR/logs/liftride-$((i + 1)).log"
+done
 cat <<EOM
 
-Ridgeline is up: $NODES nodes, $SHARDS shards, 3 replicas each.
-In another terminal:
+Ridgeline is up: $NODES nodes, $SHARDS shards, 3 replicas each, and $LIFTRIDES lift-ride
+service replicas ($urls). In another terminal:
+
+  curl -s http://127.0.0.1:$BASE_LIFTRIDE/resorts
+  curl -s -X POST http://127.0.0.1:$BASE_LIFTRIDE/resorts/1/seasons -d '{"year":"2025"}'
+  curl -s -X POST http://127.0.0.1:$BASE_LIFTRIDE/skiers/1/seasons/2025/days/1/skiers/7 -d '{"time":217,"liftID":21}'
+  curl -s http://127.0.0.1:$BASE_LIFTRIDE/skiers/1/seasons/2025/days/1/skiers/7
+  bin/liftload --urls $urls --verify        # the standard load test (200,000 POSTs)
 
   export RIDGELINE_ENDPOINTS=$endpoints
   bin/kvctl put greeting hello
@@ -88,4 +124,4 @@ Metrics: http://127.0.0.1:$BASE_HTTP/metrics   Press Ctrl-C to stop.
 EOM
 trap 'stopping=1' INT TERM
 wait -n "${pids[@]}" || true
-if [ -z "$stopping" ]; then echo "a node exited; see $RUN_DIR/logs" >&2; fi
+if [ -z "$stopping" ]; then echo "a process exited; see $RUN_DIR/logs" >&2; fi
