@@ -97,7 +97,7 @@
 // [Config.CacheTTL] (default 1 s); a request with "Cache-Control: no-cache"
 // reads through and refreshes the cache. In queued mode a ride is visible
 // to reads once a consumer applied it: consumers wait up to
-// [QueueConfig.ConsumeLinger] (default 100 ms) between batches when there is
+// [QueueConfig.ConsumeLinger] (default 500 ms) between batches when there is
 // no backlog, so normally well under a second after its 201, longer while
 // the consumers work off a backlog (GET /queue shows the age of the oldest
 // entry). /statistics merges the latency sums every replica publishes

@@ -122,6 +122,17 @@ service replicas ($urls). In another terminal:
 
 Metrics: http://127.0.0.1:$BASE_HTTP/metrics   Press Ctrl-C to stop.
 EOM
+# A process that dies (or is killed, to watch the rest cope) is reported;
+# the others keep running until Ctrl-C.
 trap 'stopping=1' INT TERM
-wait -n "${pids[@]}" || true
-if [ -z "$stopping" ]; then echo "a process exited; see $RUN_DIR/logs" >&2; fi
+running=("${pids[@]}")
+while [ -z "$stopping" ] && [ ${#running[@]} -gt 0 ]; do
+  wait -n "${running[@]}" 2>/dev/null || true
+  [ -n "$stopping" ] && break
+  still=()
+  for p in "${running[@]}"; do kill -0 "$p" 2>/dev/null && still+=("$p"); done
+  if [ ${#still[@]} -lt ${#running[@]} ]; then
+    echo "a process exited (${#still[@]} of ${#pids[@]} still running); see $RUN_DIR/logs" >&2
+  fi
+  running=("${still[@]}")
+done
