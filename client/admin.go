@@ -122,6 +122,69 @@ func (c *Client) RemoveNode(ctx context.Context, nodeID string) (epoch uint64, e
 	return resp.GetEpoch(), nil
 }
 
+// MoveReplica moves shard's replica on node from to node to. It pins the
+// shard's replica set in the cluster map (its voters, from replaced by to)
+// and returns as soon as the pin is committed, with the map epoch that
+// carries it; the cluster then makes the move learner first: to gets a
+// copy, catches up and becomes a voter, then from's replica is removed. If
+// from was the shard's preferred leader, to becomes it. Follow the move with
+// [Client.RefreshMap] (the shard's replicas equal [ring.Map.Pin]). While
+// rebalancing is paused the pin is committed but the move waits for
+// [RebalanceResume]. The pin keeps the shard there until [Client.UnpinShard];
+// it is ignored while a pinned node is not active (draining, down,
+// removed), so drains and failures still move the shard.
+//
+// An error matches [ErrRefused], saying why, when the shard does not exist,
+// from holds no voter of it, to already holds a replica of it or is not an
+// active, alive node, from == to, or a move of the shard is in progress; and
+// [ErrUnavailable] when no node answered before ctx's deadline. It blocks
+// until then and is safe for concurrent use.
+func (c *Client) MoveReplica(ctx context.Context, shard uint32, from, to string) (epoch uint64, err error) {
+	return c.mapChange(ctx, fmt.Sprintf("move shard %d from %s to %s", shard, from, to), func(ctx context.Context, a kvpb.AdminClient) (*kvpb.MapChangeResponse, error) {
+		return a.MoveReplica(ctx, &kvpb.MoveReplicaRequest{Shard: shard, FromNode: from, ToNode: to})
+	})
+}
+
+// TransferLeader makes node to shard's preferred leader: it pins the
+// shard's replica set with to first and returns once the pin is committed,
+// with its map epoch. The cluster then moves raft leadership to to and keeps
+// it there (until [Client.UnpinShard]); like [Client.MoveReplica] it waits
+// while rebalancing is paused and the pin is ignored while a pinned node is
+// not active. Transferring to the preferred leader succeeds and pins it.
+//
+// An error matches [ErrRefused], saying why, when the shard does not exist,
+// to holds no voter of it or is not an active, alive node, or a move of the
+// shard is in progress; and [ErrUnavailable] when no node answered before
+// ctx's deadline. It blocks until then and is safe for concurrent use.
+func (c *Client) TransferLeader(ctx context.Context, shard uint32, to string) (epoch uint64, err error) {
+	return c.mapChange(ctx, fmt.Sprintf("transfer leadership of shard %d to %s", shard, to), func(ctx context.Context, a kvpb.AdminClient) (*kvpb.MapChangeResponse, error) {
+		return a.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Shard: shard, ToNode: to})
+	})
+}
+
+// UnpinShard drops shard's pin (set by [Client.MoveReplica] or
+// [Client.TransferLeader]): the cluster places the shard automatically
+// again, which may move it back. Unpinning a shard without a pin succeeds.
+// It returns the map epoch after the change; errors match [ErrRefused] when
+// the shard does not exist and [ErrUnavailable] when no node answered before
+// ctx's deadline. It blocks until then and is safe for concurrent use.
+func (c *Client) UnpinShard(ctx context.Context, shard uint32) (epoch uint64, err error) {
+	return c.mapChange(ctx, fmt.Sprintf("unpin shard %d", shard), func(ctx context.Context, a kvpb.AdminClient) (*kvpb.MapChangeResponse, error) {
+		return a.UnpinShard(ctx, &kvpb.UnpinShardRequest{Shard: shard})
+	})
+}
+
+// mapChange runs an Admin call that changes the map and refreshes the
+// cached map in the background once it succeeded.
+func (c *Client) mapChange(ctx context.Context, what string, fn func(context.Context, kvpb.AdminClient) (*kvpb.MapChangeResponse, error)) (uint64, error) {
+	resp, err := adminCall(ctx, c, what, fn)
+	if err != nil {
+		return 0, err
+	}
+	c.refreshAsync()
+	return resp.GetEpoch(), nil
+}
+
 // Rebalance reports placement progress and, with [RebalancePause] or
 // [RebalanceResume], first pauses or resumes placement moves (idempotent).
 // The report is the meta leader's, whichever node answered. It blocks until

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -185,6 +186,41 @@ func (nd *adminFakeNode) Rebalance(_ context.Context, req *kvpb.RebalanceRequest
 	return resp, nil
 }
 
+// pin answers a pinning call as the meta leader does: build the pin from
+// the map, refuse (FailedPrecondition) when it does not apply.
+func (nd *adminFakeNode) pin(method string, shard uint32, build func(m *ring.Map) ([]string, error)) (*kvpb.MapChangeResponse, error) {
+	if err := nd.enter(method); err != nil {
+		return nil, err
+	}
+	f := nd.f
+	defer f.mu.Unlock()
+	var pin []string
+	if build != nil {
+		var err error
+		if pin, err = build(f.m); err != nil {
+			return nil, status.Error(codes.FailedPrecondition, "replication: refused: "+err.Error())
+		}
+	}
+	f.m = f.m.WithPin(shard, pin)
+	return &kvpb.MapChangeResponse{Epoch: f.m.Epoch}, nil
+}
+
+func (nd *adminFakeNode) MoveReplica(_ context.Context, req *kvpb.MoveReplicaRequest) (*kvpb.MapChangeResponse, error) {
+	return nd.pin("MoveReplica", req.GetShard(), func(m *ring.Map) ([]string, error) {
+		return ring.PinMove(m, req.GetShard(), req.GetFromNode(), req.GetToNode())
+	})
+}
+
+func (nd *adminFakeNode) TransferLeader(_ context.Context, req *kvpb.TransferLeaderRequest) (*kvpb.MapChangeResponse, error) {
+	return nd.pin("TransferLeader", req.GetShard(), func(m *ring.Map) ([]string, error) {
+		return ring.PinLeader(m, req.GetShard(), req.GetToNode())
+	})
+}
+
+func (nd *adminFakeNode) UnpinShard(_ context.Context, req *kvpb.UnpinShardRequest) (*kvpb.MapChangeResponse, error) {
+	return nd.pin("UnpinShard", req.GetShard(), nil)
+}
+
 func newAdminClient(t *testing.T, f *adminFake) *client.Client {
 	t.Helper()
 	c, err := client.New(t.Context(), client.Config{
@@ -359,6 +395,57 @@ func TestClient_RemoveNode(t *testing.T) {
 	}
 }
 
+func TestClient_PinShard(t *testing.T) {
+	f := newAdminFake(t, 4) // shard 0 on n1, n2, n3
+	c := newAdminClient(t, f)
+	ctx := t.Context()
+	pinned := func(shard uint32, epoch uint64, want []string) {
+		t.Helper()
+		m, err := c.RefreshMap(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Pin(shard); m.Epoch != epoch || !slices.Equal(got, want) {
+			t.Errorf("map at epoch %d pins shard %d to %v; want epoch %d, pin %v", m.Epoch, shard, got, epoch, want)
+		}
+	}
+
+	epoch, err := c.MoveReplica(ctx, 0, "n1", "n4")
+	if err != nil {
+		t.Fatalf("MoveReplica(0, n1, n4) = %v", err)
+	}
+	pinned(0, epoch, []string{"n4", "n2", "n3"})
+
+	epoch, err = c.TransferLeader(ctx, 0, "n3")
+	if err != nil {
+		t.Fatalf("TransferLeader(0, n3) = %v", err)
+	}
+	pinned(0, epoch, []string{"n3", "n1", "n2"})
+
+	epoch, err = c.UnpinShard(ctx, 0)
+	if err != nil {
+		t.Fatalf("UnpinShard(0) = %v", err)
+	}
+	pinned(0, epoch, nil)
+
+	for _, tt := range []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"move from a node without a replica", func() error { _, err := c.MoveReplica(ctx, 0, "n4", "n2"); return err },
+			"refused: move shard 0 from n4 to n2: ring: cannot pin shard: node n2 already holds a replica of shard 0"},
+		{"move onto the same node", func() error { _, err := c.MoveReplica(ctx, 0, "n1", "n1"); return err }, "both nodes are n1"},
+		{"move of a shard that does not exist", func() error { _, err := c.MoveReplica(ctx, 7, "n1", "n4"); return err }, "shard 7 does not exist"},
+		{"leader without a replica", func() error { _, err := c.TransferLeader(ctx, 0, "n4"); return err }, "node n4 holds no replica of shard 0"},
+	} {
+		err := tt.call()
+		if !errors.Is(err, client.ErrRefused) || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "replication: refused") {
+			t.Errorf("%s: %v; want ErrRefused saying %q", tt.name, err, tt.want)
+		}
+	}
+}
+
 func TestClient_Rebalance(t *testing.T) {
 	f := newAdminFake(t, 4)
 	c := newAdminClient(t, f)
@@ -439,11 +526,20 @@ func ExampleClient_DrainNode() {
 	_, err = c.DrainNode(ctx, "n3")
 	fmt.Println(errors.Is(err, client.ErrRefused))
 
-	st, err := c.Rebalance(ctx, client.RebalanceStatusOnly)
-	if err != nil {
-		log.Fatal(err)
+	// Wait until the cluster reports balanced, as `kvctl rebalance status
+	// --wait` does (a cluster that has just formed may still be admitting
+	// its members).
+	for {
+		st, err := c.Rebalance(ctx, client.RebalanceStatusOnly)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if st.Balanced || ctx.Err() != nil {
+			fmt.Println("balanced:", st.Balanced, "misplaced:", st.Misplaced)
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval
 	}
-	fmt.Println("balanced:", st.Balanced, "misplaced:", st.Misplaced)
 	// Output:
 	// true
 	// balanced: true misplaced: 0

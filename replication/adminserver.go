@@ -93,6 +93,36 @@ func (s *adminServer) Rebalance(ctx context.Context, req *kvpb.RebalanceRequest)
 	return resp, s.n.toStatus(err, 0, nil)
 }
 
+func (s *adminServer) MoveReplica(ctx context.Context, req *kvpb.MoveReplicaRequest) (*kvpb.MapChangeResponse, error) {
+	resp, err := onMetaLeader(ctx, s.n, func() (*kvpb.MapChangeResponse, error) {
+		epoch, err := s.n.moveReplica(req.GetShard(), req.GetFromNode(), req.GetToNode())
+		return &kvpb.MapChangeResponse{Epoch: epoch}, err
+	}, func(ctx context.Context, c kvpb.AdminClient) (*kvpb.MapChangeResponse, error) {
+		return c.MoveReplica(ctx, req)
+	})
+	return resp, s.n.toStatus(err, 0, nil)
+}
+
+func (s *adminServer) TransferLeader(ctx context.Context, req *kvpb.TransferLeaderRequest) (*kvpb.MapChangeResponse, error) {
+	resp, err := onMetaLeader(ctx, s.n, func() (*kvpb.MapChangeResponse, error) {
+		epoch, err := s.n.transferLeader(req.GetShard(), req.GetToNode())
+		return &kvpb.MapChangeResponse{Epoch: epoch}, err
+	}, func(ctx context.Context, c kvpb.AdminClient) (*kvpb.MapChangeResponse, error) {
+		return c.TransferLeader(ctx, req)
+	})
+	return resp, s.n.toStatus(err, 0, nil)
+}
+
+func (s *adminServer) UnpinShard(ctx context.Context, req *kvpb.UnpinShardRequest) (*kvpb.MapChangeResponse, error) {
+	resp, err := onMetaLeader(ctx, s.n, func() (*kvpb.MapChangeResponse, error) {
+		epoch, err := s.n.unpinShard(req.GetShard())
+		return &kvpb.MapChangeResponse{Epoch: epoch}, err
+	}, func(ctx context.Context, c kvpb.AdminClient) (*kvpb.MapChangeResponse, error) {
+		return c.UnpinShard(ctx, req)
+	})
+	return resp, s.n.toStatus(err, 0, nil)
+}
+
 // Status reports the node and its replicas (what Admin.NodeStatus serves).
 func (n *Node) Status() *kvpb.NodeStatusResponse {
 	st, _ := (&adminServer{n: n}).NodeStatus(context.Background(), &kvpb.NodeStatusRequest{})

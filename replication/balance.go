@@ -15,7 +15,7 @@ import (
 // happen to fall. One transfer at a time; a shard whose transfer failed is
 // left alone for a while.
 func (n *Node) balanceLoop() {
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTicker(2 * n.cfg.ControlInterval)
 	defer t.Stop()
 	backoff := map[uint32]time.Time{}
 	for {

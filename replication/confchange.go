@@ -16,7 +16,7 @@ import (
 // the index of the configuration it was computed from (prevIndex). A leader the map
 // drops hands leadership to a voter that stays before it is removed.
 func (n *Node) confChangeLoop() {
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(n.cfg.ControlInterval / 2)
 	defer t.Stop()
 	for {
 		select {

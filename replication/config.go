@@ -57,6 +57,12 @@ type Config struct {
 	// movement leaves room for foreground traffic.
 	MaxSnapshotTransfers int
 
+	// ControlInterval is the period of the placement loops: the meta
+	// leader's control round (membership, planner), and, at half and twice
+	// it, the shard leaders' configuration changes and leader balancing.
+	// Every move step takes at least one round. Default 1s; tests shorten it.
+	ControlInterval time.Duration
+
 	// GossipFast shortens gossip intervals (tests).
 	GossipFast bool
 
@@ -85,6 +91,7 @@ func DefaultConfig() Config {
 		DeadNodeGrace:        60 * time.Second,
 		MaxMovesInFlight:     4,
 		MaxSnapshotTransfers: 2,
+		ControlInterval:      time.Second,
 	}
 }
 
@@ -150,6 +157,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxSnapshotTransfers < 1 {
 		bad("MaxSnapshotTransfers", c.MaxSnapshotTransfers, "must be ≥ 1")
+	}
+	if c.ControlInterval < 20*time.Millisecond || c.ControlInterval > time.Minute {
+		bad("ControlInterval", c.ControlInterval, "must be 20ms..1m")
 	}
 	if c.DeadNodeGrace < time.Second {
 		bad("DeadNodeGrace", c.DeadNodeGrace, "must be ≥ 1s")

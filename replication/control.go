@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 
 // controlLoop runs on every node and acts while its meta replica leads.
 func (n *Node) controlLoop() {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(n.cfg.ControlInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -95,6 +96,13 @@ func (n *Node) controlRound(m *ring.Map) error {
 	return nil
 }
 
+// errMapChanged: a map proposed as the successor of epoch e was not
+// committed because the committed map is no longer at e.
+var errMapChanged = errors.New("map changed concurrently")
+
+// commitMap commits next as the successor of cur (compare-and-set on cur's
+// epoch through the meta group), failing with errMapChanged if cur is no
+// longer the committed map.
 func (n *Node) commitMap(cur, next *ring.Map) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -103,7 +111,7 @@ func (n *Node) commitMap(cur, next *ring.Map) error {
 		return err
 	}
 	if !res.Applied {
-		return fmt.Errorf("map changed concurrently (epoch now %d)", res.Epoch)
+		return fmt.Errorf("%w (epoch now %d)", errMapChanged, res.Epoch)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -14,8 +15,8 @@ import (
 )
 
 // Operator actions on the cluster map — drain, remove, pause and resume
-// rebalancing — run on the meta leader; any other node forwards a request
-// there once.
+// rebalancing, pin a shard's replicas (move a replica, transfer leadership)
+// — run on the meta leader; any other node forwards a request there once.
 
 // forwardedKey marks a forwarded request so it is never forwarded twice.
 const forwardedKey = "x-ridgeline-forwarded"
@@ -205,4 +206,78 @@ func movesInFlight(m *ring.Map) int {
 		}
 	}
 	return n
+}
+
+// moveReplica pins shard to its voters with from replaced by to; the
+// planner then makes the move, learner first.
+func (n *Node) moveReplica(shard uint32, from, to string) (uint64, error) {
+	return n.pinShard(shard, to, func(m *ring.Map) ([]string, error) { return ring.PinMove(m, shard, from, to) })
+}
+
+// transferLeader pins shard to its voters with to first; the planner makes
+// to the preferred leader and the balance loop moves raft leadership there.
+func (n *Node) transferLeader(shard uint32, to string) (uint64, error) {
+	return n.pinShard(shard, to, func(m *ring.Map) ([]string, error) { return ring.PinLeader(m, shard, to) })
+}
+
+// unpinShard drops shard's pin: placement is computed again.
+func (n *Node) unpinShard(shard uint32) (uint64, error) {
+	return n.updateMap(func(m *ring.Map) (*ring.Map, error) {
+		if uint64(shard) >= uint64(m.ShardCount) {
+			return nil, fmt.Errorf("%w: shard %d does not exist: the cluster has %d shards (0-%d)", ErrRefused, shard, m.ShardCount, m.ShardCount-1)
+		}
+		if m.Pins[shard] == nil {
+			return nil, nil
+		}
+		return m.WithPin(shard, nil), nil
+	}, "shard unpinned", "shard", shard)
+}
+
+// pinShard commits the pin of shard that build computes from the committed
+// map, unless the shard already has it. to, the node the pin moves
+// something to, must be alive: a pin onto a node gossip reports dead would
+// only wait.
+func (n *Node) pinShard(shard uint32, to string, build func(*ring.Map) ([]string, error)) (uint64, error) {
+	return n.updateMap(func(m *ring.Map) (*ring.Map, error) {
+		pin, err := build(m)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+		}
+		if n.gossipDead(to) {
+			return nil, fmt.Errorf("%w: node %s is not alive (gossip reports it unreachable); bring it back or choose another node", ErrRefused, to)
+		}
+		if slices.Equal(m.Pins[shard], pin) {
+			return nil, nil
+		}
+		return m.WithPin(shard, pin), nil
+	}, "shard pinned", "shard", shard, "to", to)
+}
+
+// updateMap commits the successor change computes from the committed map,
+// logs what with the log attributes and the new map's pins, and returns its
+// epoch; a nil successor changes nothing (the committed epoch is returned).
+// When the control loop commits a map in between, the change is computed
+// again from the newer map, a few times.
+func (n *Node) updateMap(change func(*ring.Map) (*ring.Map, error), what string, attrs ...any) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		m, err := n.metaMap()
+		if err != nil {
+			return 0, err
+		}
+		next, err := change(m)
+		if err != nil {
+			return 0, err
+		}
+		if next == nil {
+			return m.Epoch, nil
+		}
+		err = n.commitMap(m, next)
+		if err == nil {
+			n.logger.Info(what, append(attrs, "epoch", next.Epoch, "pins", next.Pins, "rebalance_paused", next.RebalancePaused)...)
+			return next.Epoch, nil
+		}
+		if !errors.Is(err, errMapChanged) || attempt == 4 {
+			return 0, err
+		}
+	}
 }

@@ -21,7 +21,11 @@
 //   - Replica IDs ("<shard>/<node>/<seq>") are allocated from
 //     Map.NextReplicaSeq and never reused.
 //   - Placement targets ([Targets]) are a pure function of the active node
-//     set, independent of input order.
+//     set, independent of input order. [Map.Target] adds balanced preferred
+//     leaders and then operators' pins ([Map.Pins]): a pin replaces a
+//     shard's computed replica set only while it is valid (min(RF, active
+//     nodes) distinct nodes, all active), so drains and dead nodes override
+//     it.
 //
 // membership.go is the one exception to purity: it adapts
 // hashicorp/memberlist (gossip discovery and failure hints) at the package's

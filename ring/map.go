@@ -119,6 +119,11 @@ type Map struct {
 	// RebalancePaused: operators paused placement moves (the planner does
 	// not run; membership changes still commit).
 	RebalancePaused bool
+	// Pins are operators' replica sets for single shards, by shard: node
+	// IDs, the first the preferred leader. [Map.Target] uses a valid pin in
+	// place of the computed placement; see [Map.PinProblem]. nil when no
+	// shard is pinned.
+	Pins map[uint32][]string
 }
 
 // ReplicaID returns the ID of a replica of shard on nodeID allocated with
@@ -159,6 +164,12 @@ func (m *Map) Clone() *Map {
 		c.Shards = make([]Shard, len(m.Shards))
 		for i, s := range m.Shards {
 			c.Shards[i] = Shard{ID: s.ID, Replicas: slices.Clone(s.Replicas)}
+		}
+	}
+	if m.Pins != nil {
+		c.Pins = make(map[uint32][]string, len(m.Pins))
+		for shard, pin := range m.Pins {
+			c.Pins[shard] = slices.Clone(pin)
 		}
 	}
 	return &c
@@ -215,8 +226,10 @@ func (m *Map) Replica(id string) (shard uint32, r Replica, ok bool) {
 // ShardCount shards with Shards[i].ID == i, each with at least one voter;
 // replicas with valid roles on known nodes, at most one per node per shard,
 // whose IDs are ReplicaID(shard, node, seq) with seq < NextReplicaSeq and
-// unique across the map; and at least one meta voter, each a known node,
-// without duplicates.
+// unique across the map; at least one meta voter, each a known node,
+// without duplicates; and pins of existing shards, each naming known nodes
+// without duplicates (a pin naming a node that is not active is
+// well-formed: Target ignores it).
 func (m *Map) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -309,6 +322,7 @@ func (m *Map) Validate() error {
 		}
 		seen[id] = true
 	}
+	errs = append(errs, m.validatePins(nodes)...)
 
 	if len(errs) == 0 {
 		return nil

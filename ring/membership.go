@@ -3,6 +3,7 @@ package ring
 import (
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"slices"
@@ -135,6 +136,7 @@ type Membership struct {
 	logger    *slog.Logger
 	ml        *memberlist.Memberlist
 	localAddr string // advertised gossip address, fixed at start
+	mlLog     *memberlistLogWriter
 
 	joinMu  sync.Mutex  // serialises Join so refusals can be attributed
 	lifeMu  sync.Mutex  // serialises Leave and Shutdown
@@ -180,7 +182,8 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	m.lastMeta = meta
 
 	ip, port, _ := parseBindAddr(cfg.BindAddr)
-	mlLogger := newMemberlistLogger(m.logger)
+	m.mlLog = newMemberlistLogWriter(m.logger)
+	mlLogger := log.New(m.mlLog, "", 0)
 	tr, err := newBoundTransport(ip, port, mlLogger)
 	if err != nil {
 		return nil, fmt.Errorf("ring: gossip listen on %s: %w", cfg.BindAddr, err)
@@ -346,6 +349,7 @@ func (m *Membership) Shutdown() error {
 	if m.closed.Swap(true) {
 		return nil
 	}
+	defer m.mlLog.close()
 	if err := m.ml.Shutdown(); err != nil {
 		return fmt.Errorf("ring: shut down gossip: %w", err)
 	}

@@ -156,8 +156,11 @@ func (r PlanResult) Done() bool { return len(r.Moves) == 0 && len(r.Pending) == 
 // is the shard's preferred leader. Preferred leaders are balanced to at most
 // ⌈ShardCount/active nodes⌉ per node where the replica sets allow it (they
 // always do with two or more replicas per shard), moving the preference away
-// from consistent's partition owner as little as possible. Like Targets, it
-// is a pure function of the active node set, ShardCount and RF.
+// from consistent's partition owner as little as possible. Then every
+// shard with a valid pin ([Map.Pins]) gets its pin instead, in the pin's
+// order, so an operator's choice of replicas and leader stands even where it
+// unbalances leaders. It is a pure function of the active node set,
+// ShardCount, RF and the pins.
 func (m *Map) Target() [][]string {
 	t := Targets(m.Nodes, m.ShardCount, m.RF)
 	ids := activeIDs(m.Nodes)
@@ -166,6 +169,7 @@ func (m *Map) Target() [][]string {
 		balanceLeaders(t, ids, limit+1) // the bound first
 		balanceLeaders(t, ids, limit)   // then as even as the sets allow
 	}
+	m.applyPins(t)
 	return t
 }
 

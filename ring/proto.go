@@ -2,6 +2,8 @@ package ring
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
 )
@@ -49,6 +51,15 @@ func FromProto(pb *kvpb.ClusterMap) (*Map, error) {
 	if len(pb.GetMetaVoters()) > 0 {
 		m.MetaVoters = append([]string(nil), pb.GetMetaVoters()...)
 	}
+	for _, p := range pb.GetPins() {
+		if m.Pins == nil {
+			m.Pins = make(map[uint32][]string, len(pb.GetPins()))
+		}
+		if _, dup := m.Pins[p.GetShard()]; dup {
+			return nil, fmt.Errorf("%w: shard %d is pinned twice", ErrInvalidMap, p.GetShard())
+		}
+		m.Pins[p.GetShard()] = append([]string{}, p.GetNodeIds()...)
+	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -93,6 +104,9 @@ func (m *Map) Proto() *kvpb.ClusterMap {
 	}
 	if len(m.MetaVoters) > 0 {
 		pb.MetaVoters = append([]string(nil), m.MetaVoters...)
+	}
+	for _, shard := range slices.Sorted(maps.Keys(m.Pins)) {
+		pb.Pins = append(pb.Pins, &kvpb.ShardPin{Shard: shard, NodeIds: append([]string(nil), m.Pins[shard]...)})
 	}
 	return pb
 }

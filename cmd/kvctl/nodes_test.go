@@ -232,6 +232,7 @@ func (fc *fakeCluster) step() {
 func (nd *fakeNode) ClusterMap(context.Context, *kvpb.ClusterMapRequest) (*kvpb.ClusterMapResponse, error) {
 	nd.fc.mu.Lock()
 	defer nd.fc.mu.Unlock()
+	nd.fc.stepPins()
 	leaders := map[uint32]string{}
 	for _, s := range nd.fc.m.Shards {
 		leaders[s.ID] = s.Replicas[0].NodeID

@@ -107,7 +107,7 @@ time or a write's outcome is unknown.`,
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
 
-	root.AddCommand(newGetCmd(a), newPutCmd(a), newDelCmd(a), newScanCmd(a), newTxnCmd(a), newStatusCmd(a), newBenchCmd(a), newNodesCmd(a), newRebalanceCmd(a))
+	root.AddCommand(newGetCmd(a), newPutCmd(a), newDelCmd(a), newScanCmd(a), newTxnCmd(a), newStatusCmd(a), newBenchCmd(a), newNodesCmd(a), newRebalanceCmd(a), newShardsCmd(a))
 	return root
 }
 

@@ -173,7 +173,163 @@ func (x RebalanceRequest_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use RebalanceRequest_Action.Descriptor instead.
 func (RebalanceRequest_Action) EnumDescriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{3, 0}
+	return file_admin_proto_rawDescGZIP(), []int{6, 0}
+}
+
+type MoveReplicaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	FromNode      string                 `protobuf:"bytes,2,opt,name=from_node,json=fromNode,proto3" json:"from_node,omitempty"`
+	ToNode        string                 `protobuf:"bytes,3,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MoveReplicaRequest) Reset() {
+	*x = MoveReplicaRequest{}
+	mi := &file_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MoveReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MoveReplicaRequest) ProtoMessage() {}
+
+func (x *MoveReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MoveReplicaRequest.ProtoReflect.Descriptor instead.
+func (*MoveReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *MoveReplicaRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *MoveReplicaRequest) GetFromNode() string {
+	if x != nil {
+		return x.FromNode
+	}
+	return ""
+}
+
+func (x *MoveReplicaRequest) GetToNode() string {
+	if x != nil {
+		return x.ToNode
+	}
+	return ""
+}
+
+type TransferLeaderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	ToNode        string                 `protobuf:"bytes,2,opt,name=to_node,json=toNode,proto3" json:"to_node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeaderRequest) Reset() {
+	*x = TransferLeaderRequest{}
+	mi := &file_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeaderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeaderRequest) ProtoMessage() {}
+
+func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TransferLeaderRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *TransferLeaderRequest) GetToNode() string {
+	if x != nil {
+		return x.ToNode
+	}
+	return ""
+}
+
+type UnpinShardRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnpinShardRequest) Reset() {
+	*x = UnpinShardRequest{}
+	mi := &file_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnpinShardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnpinShardRequest) ProtoMessage() {}
+
+func (x *UnpinShardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnpinShardRequest.ProtoReflect.Descriptor instead.
+func (*UnpinShardRequest) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *UnpinShardRequest) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
 }
 
 type DrainNodeRequest struct {
@@ -185,7 +341,7 @@ type DrainNodeRequest struct {
 
 func (x *DrainNodeRequest) Reset() {
 	*x = DrainNodeRequest{}
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -197,7 +353,7 @@ func (x *DrainNodeRequest) String() string {
 func (*DrainNodeRequest) ProtoMessage() {}
 
 func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[0]
+	mi := &file_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -210,7 +366,7 @@ func (x *DrainNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainNodeRequest.ProtoReflect.Descriptor instead.
 func (*DrainNodeRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{0}
+	return file_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DrainNodeRequest) GetNodeId() string {
@@ -229,7 +385,7 @@ type RemoveNodeRequest struct {
 
 func (x *RemoveNodeRequest) Reset() {
 	*x = RemoveNodeRequest{}
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +397,7 @@ func (x *RemoveNodeRequest) String() string {
 func (*RemoveNodeRequest) ProtoMessage() {}
 
 func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[1]
+	mi := &file_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +410,7 @@ func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
 func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{1}
+	return file_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RemoveNodeRequest) GetNodeId() string {
@@ -273,7 +429,7 @@ type MapChangeResponse struct {
 
 func (x *MapChangeResponse) Reset() {
 	*x = MapChangeResponse{}
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +441,7 @@ func (x *MapChangeResponse) String() string {
 func (*MapChangeResponse) ProtoMessage() {}
 
 func (x *MapChangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[2]
+	mi := &file_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +454,7 @@ func (x *MapChangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MapChangeResponse.ProtoReflect.Descriptor instead.
 func (*MapChangeResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{2}
+	return file_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *MapChangeResponse) GetEpoch() uint64 {
@@ -317,7 +473,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -329,7 +485,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[3]
+	mi := &file_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -342,7 +498,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{3}
+	return file_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RebalanceRequest) GetAction() RebalanceRequest_Action {
@@ -371,7 +527,7 @@ type RebalanceResponse struct {
 
 func (x *RebalanceResponse) Reset() {
 	*x = RebalanceResponse{}
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +539,7 @@ func (x *RebalanceResponse) String() string {
 func (*RebalanceResponse) ProtoMessage() {}
 
 func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[4]
+	mi := &file_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +552,7 @@ func (x *RebalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceResponse.ProtoReflect.Descriptor instead.
 func (*RebalanceResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{4}
+	return file_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RebalanceResponse) GetEpoch() uint64 {
@@ -490,7 +646,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -502,7 +658,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[5]
+	mi := &file_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -515,7 +671,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{5}
+	return file_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -575,7 +731,7 @@ type ReplicaInfo struct {
 
 func (x *ReplicaInfo) Reset() {
 	*x = ReplicaInfo{}
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +743,7 @@ func (x *ReplicaInfo) String() string {
 func (*ReplicaInfo) ProtoMessage() {}
 
 func (x *ReplicaInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[6]
+	mi := &file_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +756,7 @@ func (x *ReplicaInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaInfo.ProtoReflect.Descriptor instead.
 func (*ReplicaInfo) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{6}
+	return file_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReplicaInfo) GetId() string {
@@ -641,7 +797,7 @@ type ShardInfo struct {
 
 func (x *ShardInfo) Reset() {
 	*x = ShardInfo{}
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +809,7 @@ func (x *ShardInfo) String() string {
 func (*ShardInfo) ProtoMessage() {}
 
 func (x *ShardInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[7]
+	mi := &file_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +822,7 @@ func (x *ShardInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardInfo.ProtoReflect.Descriptor instead.
 func (*ShardInfo) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{7}
+	return file_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ShardInfo) GetId() uint32 {
@@ -696,13 +852,16 @@ type ClusterMap struct {
 	MetaVoters        []string               `protobuf:"bytes,7,rep,name=meta_voters,json=metaVoters,proto3" json:"meta_voters,omitempty"`                 // node IDs of the meta group's voters
 	NextReplicaSeq    uint64                 `protobuf:"varint,8,opt,name=next_replica_seq,json=nextReplicaSeq,proto3" json:"next_replica_seq,omitempty"`  // allocator for fresh replica IDs
 	RebalancePaused   bool                   `protobuf:"varint,9,opt,name=rebalance_paused,json=rebalancePaused,proto3" json:"rebalance_paused,omitempty"` // operators paused placement moves
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Operator pins (kvctl shards move / transfer-leader), by shard; at most
+	// one per shard, sorted by shard.
+	Pins          []*ShardPin `protobuf:"bytes,10,rep,name=pins,proto3" json:"pins,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClusterMap) Reset() {
 	*x = ClusterMap{}
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +873,7 @@ func (x *ClusterMap) String() string {
 func (*ClusterMap) ProtoMessage() {}
 
 func (x *ClusterMap) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[8]
+	mi := &file_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +886,7 @@ func (x *ClusterMap) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMap.ProtoReflect.Descriptor instead.
 func (*ClusterMap) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{8}
+	return file_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClusterMap) GetClusterId() string {
@@ -793,6 +952,67 @@ func (x *ClusterMap) GetRebalancePaused() bool {
 	return false
 }
 
+func (x *ClusterMap) GetPins() []*ShardPin {
+	if x != nil {
+		return x.Pins
+	}
+	return nil
+}
+
+// ShardPin is an operator's choice of a shard's replica nodes, overriding
+// the computed placement while every pinned node is active.
+type ShardPin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	NodeIds       []string               `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"` // the first is the preferred leader
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardPin) Reset() {
+	*x = ShardPin{}
+	mi := &file_admin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardPin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardPin) ProtoMessage() {}
+
+func (x *ShardPin) ProtoReflect() protoreflect.Message {
+	mi := &file_admin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardPin.ProtoReflect.Descriptor instead.
+func (*ShardPin) Descriptor() ([]byte, []int) {
+	return file_admin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ShardPin) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ShardPin) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
 type ClusterMapRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MinEpoch      uint64                 `protobuf:"varint,1,opt,name=min_epoch,json=minEpoch,proto3" json:"min_epoch,omitempty"` // informational: the epoch the caller already has
@@ -802,7 +1022,7 @@ type ClusterMapRequest struct {
 
 func (x *ClusterMapRequest) Reset() {
 	*x = ClusterMapRequest{}
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +1034,7 @@ func (x *ClusterMapRequest) String() string {
 func (*ClusterMapRequest) ProtoMessage() {}
 
 func (x *ClusterMapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[9]
+	mi := &file_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +1047,7 @@ func (x *ClusterMapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMapRequest.ProtoReflect.Descriptor instead.
 func (*ClusterMapRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{9}
+	return file_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ClusterMapRequest) GetMinEpoch() uint64 {
@@ -847,7 +1067,7 @@ type ClusterMapResponse struct {
 
 func (x *ClusterMapResponse) Reset() {
 	*x = ClusterMapResponse{}
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1079,7 @@ func (x *ClusterMapResponse) String() string {
 func (*ClusterMapResponse) ProtoMessage() {}
 
 func (x *ClusterMapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[10]
+	mi := &file_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1092,7 @@ func (x *ClusterMapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMapResponse.ProtoReflect.Descriptor instead.
 func (*ClusterMapResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{10}
+	return file_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterMapResponse) GetMap() *ClusterMap {
@@ -913,7 +1133,7 @@ type ReplicaStatus struct {
 
 func (x *ReplicaStatus) Reset() {
 	*x = ReplicaStatus{}
-	mi := &file_admin_proto_msgTypes[11]
+	mi := &file_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1145,7 @@ func (x *ReplicaStatus) String() string {
 func (*ReplicaStatus) ProtoMessage() {}
 
 func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[11]
+	mi := &file_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1158,7 @@ func (x *ReplicaStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaStatus.ProtoReflect.Descriptor instead.
 func (*ReplicaStatus) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{11}
+	return file_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReplicaStatus) GetShard() uint32 {
@@ -1054,7 +1274,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_admin_proto_msgTypes[12]
+	mi := &file_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1286,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[12]
+	mi := &file_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1299,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{12}
+	return file_admin_proto_rawDescGZIP(), []int{16}
 }
 
 type NodeStatusResponse struct {
@@ -1094,7 +1314,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_admin_proto_msgTypes[13]
+	mi := &file_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1326,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_admin_proto_msgTypes[13]
+	mi := &file_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1339,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_admin_proto_rawDescGZIP(), []int{13}
+	return file_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *NodeStatusResponse) GetNode() *NodeInfo {
@@ -1154,7 +1374,16 @@ var File_admin_proto protoreflect.FileDescriptor
 
 const file_admin_proto_rawDesc = "" +
 	"\n" +
-	"\vadmin.proto\x12\fridgeline.v1\"+\n" +
+	"\vadmin.proto\x12\fridgeline.v1\"`\n" +
+	"\x12MoveReplicaRequest\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x1b\n" +
+	"\tfrom_node\x18\x02 \x01(\tR\bfromNode\x12\x17\n" +
+	"\ato_node\x18\x03 \x01(\tR\x06toNode\"F\n" +
+	"\x15TransferLeaderRequest\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x17\n" +
+	"\ato_node\x18\x02 \x01(\tR\x06toNode\")\n" +
+	"\x11UnpinShardRequest\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\"+\n" +
 	"\x10DrainNodeRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\",\n" +
 	"\x11RemoveNodeRequest\x12\x17\n" +
@@ -1198,7 +1427,7 @@ const file_admin_proto_rawDesc = "" +
 	"\tbootstrap\x18\x04 \x01(\bR\tbootstrap\"R\n" +
 	"\tShardInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x125\n" +
-	"\breplicas\x18\x02 \x03(\v2\x19.ridgeline.v1.ReplicaInfoR\breplicas\"\xe6\x02\n" +
+	"\breplicas\x18\x02 \x03(\v2\x19.ridgeline.v1.ReplicaInfoR\breplicas\"\x92\x03\n" +
 	"\n" +
 	"ClusterMap\x12\x1d\n" +
 	"\n" +
@@ -1212,7 +1441,12 @@ const file_admin_proto_rawDesc = "" +
 	"\vmeta_voters\x18\a \x03(\tR\n" +
 	"metaVoters\x12(\n" +
 	"\x10next_replica_seq\x18\b \x01(\x04R\x0enextReplicaSeq\x12)\n" +
-	"\x10rebalance_paused\x18\t \x01(\bR\x0frebalancePaused\"0\n" +
+	"\x10rebalance_paused\x18\t \x01(\bR\x0frebalancePaused\x12*\n" +
+	"\x04pins\x18\n" +
+	" \x03(\v2\x16.ridgeline.v1.ShardPinR\x04pins\";\n" +
+	"\bShardPin\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x19\n" +
+	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\"0\n" +
 	"\x11ClusterMapRequest\x12\x1b\n" +
 	"\tmin_epoch\x18\x01 \x01(\x04R\bminEpoch\"\xc5\x01\n" +
 	"\x12ClusterMapResponse\x12*\n" +
@@ -1255,7 +1489,7 @@ const file_admin_proto_rawDesc = "" +
 	"\x0fNODE_STATE_DOWN\x10\x05*?\n" +
 	"\vReplicaRole\x12\x16\n" +
 	"\x12REPLICA_ROLE_VOTER\x10\x00\x12\x18\n" +
-	"\x14REPLICA_ROLE_LEARNER\x10\x012\x95\x03\n" +
+	"\x14REPLICA_ROLE_LEARNER\x10\x012\x8f\x05\n" +
 	"\x05Admin\x12O\n" +
 	"\n" +
 	"ClusterMap\x12\x1f.ridgeline.v1.ClusterMapRequest\x1a .ridgeline.v1.ClusterMapResponse\x12O\n" +
@@ -1264,7 +1498,11 @@ const file_admin_proto_rawDesc = "" +
 	"\tDrainNode\x12\x1e.ridgeline.v1.DrainNodeRequest\x1a\x1f.ridgeline.v1.MapChangeResponse\x12N\n" +
 	"\n" +
 	"RemoveNode\x12\x1f.ridgeline.v1.RemoveNodeRequest\x1a\x1f.ridgeline.v1.MapChangeResponse\x12L\n" +
-	"\tRebalance\x12\x1e.ridgeline.v1.RebalanceRequest\x1a\x1f.ridgeline.v1.RebalanceResponseB4Z2github.com/ridgeline-kv/ridgeline/replication/kvpbb\x06proto3"
+	"\tRebalance\x12\x1e.ridgeline.v1.RebalanceRequest\x1a\x1f.ridgeline.v1.RebalanceResponse\x12P\n" +
+	"\vMoveReplica\x12 .ridgeline.v1.MoveReplicaRequest\x1a\x1f.ridgeline.v1.MapChangeResponse\x12V\n" +
+	"\x0eTransferLeader\x12#.ridgeline.v1.TransferLeaderRequest\x1a\x1f.ridgeline.v1.MapChangeResponse\x12N\n" +
+	"\n" +
+	"UnpinShard\x12\x1f.ridgeline.v1.UnpinShardRequest\x1a\x1f.ridgeline.v1.MapChangeResponseB4Z2github.com/ridgeline-kv/ridgeline/replication/kvpbb\x06proto3"
 
 var (
 	file_admin_proto_rawDescOnce sync.Once
@@ -1279,53 +1517,64 @@ func file_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_admin_proto_goTypes = []any{
-	(NodeState)(0),               // 0: ridgeline.v1.NodeState
-	(ReplicaRole)(0),             // 1: ridgeline.v1.ReplicaRole
-	(RebalanceRequest_Action)(0), // 2: ridgeline.v1.RebalanceRequest.Action
-	(*DrainNodeRequest)(nil),     // 3: ridgeline.v1.DrainNodeRequest
-	(*RemoveNodeRequest)(nil),    // 4: ridgeline.v1.RemoveNodeRequest
-	(*MapChangeResponse)(nil),    // 5: ridgeline.v1.MapChangeResponse
-	(*RebalanceRequest)(nil),     // 6: ridgeline.v1.RebalanceRequest
-	(*RebalanceResponse)(nil),    // 7: ridgeline.v1.RebalanceResponse
-	(*NodeInfo)(nil),             // 8: ridgeline.v1.NodeInfo
-	(*ReplicaInfo)(nil),          // 9: ridgeline.v1.ReplicaInfo
-	(*ShardInfo)(nil),            // 10: ridgeline.v1.ShardInfo
-	(*ClusterMap)(nil),           // 11: ridgeline.v1.ClusterMap
-	(*ClusterMapRequest)(nil),    // 12: ridgeline.v1.ClusterMapRequest
-	(*ClusterMapResponse)(nil),   // 13: ridgeline.v1.ClusterMapResponse
-	(*ReplicaStatus)(nil),        // 14: ridgeline.v1.ReplicaStatus
-	(*NodeStatusRequest)(nil),    // 15: ridgeline.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),   // 16: ridgeline.v1.NodeStatusResponse
-	nil,                          // 17: ridgeline.v1.ClusterMapResponse.LeadersEntry
+	(NodeState)(0),                // 0: ridgeline.v1.NodeState
+	(ReplicaRole)(0),              // 1: ridgeline.v1.ReplicaRole
+	(RebalanceRequest_Action)(0),  // 2: ridgeline.v1.RebalanceRequest.Action
+	(*MoveReplicaRequest)(nil),    // 3: ridgeline.v1.MoveReplicaRequest
+	(*TransferLeaderRequest)(nil), // 4: ridgeline.v1.TransferLeaderRequest
+	(*UnpinShardRequest)(nil),     // 5: ridgeline.v1.UnpinShardRequest
+	(*DrainNodeRequest)(nil),      // 6: ridgeline.v1.DrainNodeRequest
+	(*RemoveNodeRequest)(nil),     // 7: ridgeline.v1.RemoveNodeRequest
+	(*MapChangeResponse)(nil),     // 8: ridgeline.v1.MapChangeResponse
+	(*RebalanceRequest)(nil),      // 9: ridgeline.v1.RebalanceRequest
+	(*RebalanceResponse)(nil),     // 10: ridgeline.v1.RebalanceResponse
+	(*NodeInfo)(nil),              // 11: ridgeline.v1.NodeInfo
+	(*ReplicaInfo)(nil),           // 12: ridgeline.v1.ReplicaInfo
+	(*ShardInfo)(nil),             // 13: ridgeline.v1.ShardInfo
+	(*ClusterMap)(nil),            // 14: ridgeline.v1.ClusterMap
+	(*ShardPin)(nil),              // 15: ridgeline.v1.ShardPin
+	(*ClusterMapRequest)(nil),     // 16: ridgeline.v1.ClusterMapRequest
+	(*ClusterMapResponse)(nil),    // 17: ridgeline.v1.ClusterMapResponse
+	(*ReplicaStatus)(nil),         // 18: ridgeline.v1.ReplicaStatus
+	(*NodeStatusRequest)(nil),     // 19: ridgeline.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),    // 20: ridgeline.v1.NodeStatusResponse
+	nil,                           // 21: ridgeline.v1.ClusterMapResponse.LeadersEntry
 }
 var file_admin_proto_depIdxs = []int32{
 	2,  // 0: ridgeline.v1.RebalanceRequest.action:type_name -> ridgeline.v1.RebalanceRequest.Action
 	0,  // 1: ridgeline.v1.NodeInfo.state:type_name -> ridgeline.v1.NodeState
 	1,  // 2: ridgeline.v1.ReplicaInfo.role:type_name -> ridgeline.v1.ReplicaRole
-	9,  // 3: ridgeline.v1.ShardInfo.replicas:type_name -> ridgeline.v1.ReplicaInfo
-	8,  // 4: ridgeline.v1.ClusterMap.nodes:type_name -> ridgeline.v1.NodeInfo
-	10, // 5: ridgeline.v1.ClusterMap.shards:type_name -> ridgeline.v1.ShardInfo
-	11, // 6: ridgeline.v1.ClusterMapResponse.map:type_name -> ridgeline.v1.ClusterMap
-	17, // 7: ridgeline.v1.ClusterMapResponse.leaders:type_name -> ridgeline.v1.ClusterMapResponse.LeadersEntry
-	8,  // 8: ridgeline.v1.NodeStatusResponse.node:type_name -> ridgeline.v1.NodeInfo
-	14, // 9: ridgeline.v1.NodeStatusResponse.replicas:type_name -> ridgeline.v1.ReplicaStatus
-	12, // 10: ridgeline.v1.Admin.ClusterMap:input_type -> ridgeline.v1.ClusterMapRequest
-	15, // 11: ridgeline.v1.Admin.NodeStatus:input_type -> ridgeline.v1.NodeStatusRequest
-	3,  // 12: ridgeline.v1.Admin.DrainNode:input_type -> ridgeline.v1.DrainNodeRequest
-	4,  // 13: ridgeline.v1.Admin.RemoveNode:input_type -> ridgeline.v1.RemoveNodeRequest
-	6,  // 14: ridgeline.v1.Admin.Rebalance:input_type -> ridgeline.v1.RebalanceRequest
-	13, // 15: ridgeline.v1.Admin.ClusterMap:output_type -> ridgeline.v1.ClusterMapResponse
-	16, // 16: ridgeline.v1.Admin.NodeStatus:output_type -> ridgeline.v1.NodeStatusResponse
-	5,  // 17: ridgeline.v1.Admin.DrainNode:output_type -> ridgeline.v1.MapChangeResponse
-	5,  // 18: ridgeline.v1.Admin.RemoveNode:output_type -> ridgeline.v1.MapChangeResponse
-	7,  // 19: ridgeline.v1.Admin.Rebalance:output_type -> ridgeline.v1.RebalanceResponse
-	15, // [15:20] is the sub-list for method output_type
-	10, // [10:15] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	12, // 3: ridgeline.v1.ShardInfo.replicas:type_name -> ridgeline.v1.ReplicaInfo
+	11, // 4: ridgeline.v1.ClusterMap.nodes:type_name -> ridgeline.v1.NodeInfo
+	13, // 5: ridgeline.v1.ClusterMap.shards:type_name -> ridgeline.v1.ShardInfo
+	15, // 6: ridgeline.v1.ClusterMap.pins:type_name -> ridgeline.v1.ShardPin
+	14, // 7: ridgeline.v1.ClusterMapResponse.map:type_name -> ridgeline.v1.ClusterMap
+	21, // 8: ridgeline.v1.ClusterMapResponse.leaders:type_name -> ridgeline.v1.ClusterMapResponse.LeadersEntry
+	11, // 9: ridgeline.v1.NodeStatusResponse.node:type_name -> ridgeline.v1.NodeInfo
+	18, // 10: ridgeline.v1.NodeStatusResponse.replicas:type_name -> ridgeline.v1.ReplicaStatus
+	16, // 11: ridgeline.v1.Admin.ClusterMap:input_type -> ridgeline.v1.ClusterMapRequest
+	19, // 12: ridgeline.v1.Admin.NodeStatus:input_type -> ridgeline.v1.NodeStatusRequest
+	6,  // 13: ridgeline.v1.Admin.DrainNode:input_type -> ridgeline.v1.DrainNodeRequest
+	7,  // 14: ridgeline.v1.Admin.RemoveNode:input_type -> ridgeline.v1.RemoveNodeRequest
+	9,  // 15: ridgeline.v1.Admin.Rebalance:input_type -> ridgeline.v1.RebalanceRequest
+	3,  // 16: ridgeline.v1.Admin.MoveReplica:input_type -> ridgeline.v1.MoveReplicaRequest
+	4,  // 17: ridgeline.v1.Admin.TransferLeader:input_type -> ridgeline.v1.TransferLeaderRequest
+	5,  // 18: ridgeline.v1.Admin.UnpinShard:input_type -> ridgeline.v1.UnpinShardRequest
+	17, // 19: ridgeline.v1.Admin.ClusterMap:output_type -> ridgeline.v1.ClusterMapResponse
+	20, // 20: ridgeline.v1.Admin.NodeStatus:output_type -> ridgeline.v1.NodeStatusResponse
+	8,  // 21: ridgeline.v1.Admin.DrainNode:output_type -> ridgeline.v1.MapChangeResponse
+	8,  // 22: ridgeline.v1.Admin.RemoveNode:output_type -> ridgeline.v1.MapChangeResponse
+	10, // 23: ridgeline.v1.Admin.Rebalance:output_type -> ridgeline.v1.RebalanceResponse
+	8,  // 24: ridgeline.v1.Admin.MoveReplica:output_type -> ridgeline.v1.MapChangeResponse
+	8,  // 25: ridgeline.v1.Admin.TransferLeader:output_type -> ridgeline.v1.MapChangeResponse
+	8,  // 26: ridgeline.v1.Admin.UnpinShard:output_type -> ridgeline.v1.MapChangeResponse
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_admin_proto_init() }
@@ -1339,7 +1588,7 @@ func file_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_admin_proto_rawDesc), len(file_admin_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,11 +21,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_ClusterMap_FullMethodName = "/ridgeline.v1.Admin/ClusterMap"
-	Admin_NodeStatus_FullMethodName = "/ridgeline.v1.Admin/NodeStatus"
-	Admin_DrainNode_FullMethodName  = "/ridgeline.v1.Admin/DrainNode"
-	Admin_RemoveNode_FullMethodName = "/ridgeline.v1.Admin/RemoveNode"
-	Admin_Rebalance_FullMethodName  = "/ridgeline.v1.Admin/Rebalance"
+	Admin_ClusterMap_FullMethodName     = "/ridgeline.v1.Admin/ClusterMap"
+	Admin_NodeStatus_FullMethodName     = "/ridgeline.v1.Admin/NodeStatus"
+	Admin_DrainNode_FullMethodName      = "/ridgeline.v1.Admin/DrainNode"
+	Admin_RemoveNode_FullMethodName     = "/ridgeline.v1.Admin/RemoveNode"
+	Admin_Rebalance_FullMethodName      = "/ridgeline.v1.Admin/Rebalance"
+	Admin_MoveReplica_FullMethodName    = "/ridgeline.v1.Admin/MoveReplica"
+	Admin_TransferLeader_FullMethodName = "/ridgeline.v1.Admin/TransferLeader"
+	Admin_UnpinShard_FullMethodName     = "/ridgeline.v1.Admin/UnpinShard"
 )
 
 // AdminClient is the client API for Admin service.
@@ -47,6 +50,20 @@ type AdminClient interface {
 	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*MapChangeResponse, error)
 	// Rebalance reports placement progress, and pauses or resumes moves.
 	Rebalance(ctx context.Context, in *RebalanceRequest, opts ...grpc.CallOption) (*RebalanceResponse, error)
+	// MoveReplica pins a shard's replica set to its current voters with
+	// from_node replaced by to_node; the planner then moves the replica,
+	// learner first. Refused (FailedPrecondition, saying why) when the move
+	// does not apply: no such shard, from_node holds no voter of it, to_node
+	// already holds a replica or is not active, or a move of the shard is in
+	// progress. Answered by the meta leader.
+	MoveReplica(ctx context.Context, in *MoveReplicaRequest, opts ...grpc.CallOption) (*MapChangeResponse, error)
+	// TransferLeader pins a shard's replica set with to_node first, so the
+	// shard's leadership moves there and stays. Refused when to_node holds no
+	// voter of the shard. Answered by the meta leader.
+	TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*MapChangeResponse, error)
+	// UnpinShard drops a shard's pin: the planner places it automatically
+	// again. Answered by the meta leader.
+	UnpinShard(ctx context.Context, in *UnpinShardRequest, opts ...grpc.CallOption) (*MapChangeResponse, error)
 }
 
 type adminClient struct {
@@ -107,6 +124,36 @@ func (c *adminClient) Rebalance(ctx context.Context, in *RebalanceRequest, opts 
 	return out, nil
 }
 
+func (c *adminClient) MoveReplica(ctx context.Context, in *MoveReplicaRequest, opts ...grpc.CallOption) (*MapChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MapChangeResponse)
+	err := c.cc.Invoke(ctx, Admin_MoveReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*MapChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MapChangeResponse)
+	err := c.cc.Invoke(ctx, Admin_TransferLeader_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) UnpinShard(ctx context.Context, in *UnpinShardRequest, opts ...grpc.CallOption) (*MapChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MapChangeResponse)
+	err := c.cc.Invoke(ctx, Admin_UnpinShard_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -126,6 +173,20 @@ type AdminServer interface {
 	RemoveNode(context.Context, *RemoveNodeRequest) (*MapChangeResponse, error)
 	// Rebalance reports placement progress, and pauses or resumes moves.
 	Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error)
+	// MoveReplica pins a shard's replica set to its current voters with
+	// from_node replaced by to_node; the planner then moves the replica,
+	// learner first. Refused (FailedPrecondition, saying why) when the move
+	// does not apply: no such shard, from_node holds no voter of it, to_node
+	// already holds a replica or is not active, or a move of the shard is in
+	// progress. Answered by the meta leader.
+	MoveReplica(context.Context, *MoveReplicaRequest) (*MapChangeResponse, error)
+	// TransferLeader pins a shard's replica set with to_node first, so the
+	// shard's leadership moves there and stays. Refused when to_node holds no
+	// voter of the shard. Answered by the meta leader.
+	TransferLeader(context.Context, *TransferLeaderRequest) (*MapChangeResponse, error)
+	// UnpinShard drops a shard's pin: the planner places it automatically
+	// again. Answered by the meta leader.
+	UnpinShard(context.Context, *UnpinShardRequest) (*MapChangeResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -150,6 +211,15 @@ func (UnimplementedAdminServer) RemoveNode(context.Context, *RemoveNodeRequest) 
 }
 func (UnimplementedAdminServer) Rebalance(context.Context, *RebalanceRequest) (*RebalanceResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Rebalance not implemented")
+}
+func (UnimplementedAdminServer) MoveReplica(context.Context, *MoveReplicaRequest) (*MapChangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method MoveReplica not implemented")
+}
+func (UnimplementedAdminServer) TransferLeader(context.Context, *TransferLeaderRequest) (*MapChangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method TransferLeader not implemented")
+}
+func (UnimplementedAdminServer) UnpinShard(context.Context, *UnpinShardRequest) (*MapChangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UnpinShard not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -262,6 +332,60 @@ func _Admin_Rebalance_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_MoveReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MoveReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).MoveReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_MoveReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).MoveReplica(ctx, req.(*MoveReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_TransferLeader_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferLeaderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).TransferLeader(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_TransferLeader_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).TransferLeader(ctx, req.(*TransferLeaderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_UnpinShard_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnpinShardRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).UnpinShard(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_UnpinShard_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).UnpinShard(ctx, req.(*UnpinShardRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -288,6 +412,18 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Rebalance",
 			Handler:    _Admin_Rebalance_Handler,
+		},
+		{
+			MethodName: "MoveReplica",
+			Handler:    _Admin_MoveReplica_Handler,
+		},
+		{
+			MethodName: "TransferLeader",
+			Handler:    _Admin_TransferLeader_Handler,
+		},
+		{
+			MethodName: "UnpinShard",
+			Handler:    _Admin_UnpinShard_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
