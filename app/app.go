@@ -36,6 +36,7 @@ type App struct {
 	cache   *aggCache
 	apply   *applier
 	enq     *enqueuer // nil with IngestSync
+	syncB   *enqueuer // gathers concurrent POSTs into one Apply; nil with IngestQueued
 	pub     *statsPublisher
 	ln      net.Listener
 	srv     *http.Server
@@ -106,6 +107,8 @@ func (a *App) Start(ctx context.Context) error {
 	a.pub = &statsPublisher{store: a.store, replica: replica, interval: cfg.StatsInterval, stats: a.stats, log: a.log}
 	if cfg.Ingest == IngestQueued {
 		a.enq = newEnqueuer(a.store, cfg.Queue, replica, cfg.RequestTimeout, a.m, a.log)
+	} else {
+		a.syncB = newApplyBatcher(a.apply, cfg.Queue, cfg.RequestTimeout, a.m, a.log)
 	}
 	leases := &leaseManager{
 		store: a.store, replica: replica, cfg: cfg.Queue, timeout: cfg.RequestTimeout,
@@ -130,6 +133,9 @@ func (a *App) Start(ctx context.Context) error {
 	a.goAttach(func() { cons.run(bgCtx) })
 	if a.enq != nil {
 		a.goAttach(a.enq.run)
+	}
+	if a.syncB != nil {
+		a.goAttach(a.syncB.run)
 	}
 	a.srv = &http.Server{
 		Handler:           a.handler,
@@ -205,6 +211,9 @@ func (a *App) stop(ctx context.Context, graceful bool) {
 		}
 		if a.enq != nil {
 			a.enq.stop()
+		}
+		if a.syncB != nil {
+			a.syncB.stop()
 		}
 		a.release.Store(graceful)
 		a.bgCancel()

@@ -70,7 +70,8 @@
 // # Ingest
 //
 // With [IngestSync], POST answers 201 once both sides of the ride are
-// applied. With [IngestQueued] (the default) it answers 201 once the event
+// applied; concurrent POSTs are gathered for up to [QueueConfig.Linger] and
+// applied together (one Apply, a few Txns, instead of two Txns each). With [IngestQueued] (the default) it answers 201 once the event
 // is durably in the queue, which lives in Ridgeline itself: [Partitions]
 // partitions, tag {q:<p>}. A replica's enqueuer gathers concurrent POSTs
 // for up to [QueueConfig.Linger] (group commit) and writes them as one entry

@@ -25,6 +25,9 @@ type enqueuer struct {
 	m       *metrics
 	log     *slog.Logger
 
+	// flush writes one gathered batch: put (a queue entry) for the queue,
+	// an Apply for synchronous ingest (newApplyBatcher).
+	flush    func(rides []Ride) error
 	in       chan *enqueueReq
 	slots    chan struct{}
 	seq      atomic.Uint64
@@ -50,6 +53,22 @@ func newEnqueuer(store Store, cfg QueueConfig, replica string, timeout time.Dura
 		exited:   make(chan struct{}),
 	}
 	e.next.Store(h.Sum64() % Partitions) // replicas start on different partitions
+	e.flush = e.put
+	return e
+}
+
+// newApplyBatcher returns an enqueuer that applies each gathered batch at
+// once instead of queuing it (IngestSync): concurrent POSTs share one Apply
+// (a few Txns) instead of two Txns each, and a POST still returns only once
+// its ride and aggregates are durable.
+func newApplyBatcher(apply *applier, cfg QueueConfig, timeout time.Duration, m *metrics, log *slog.Logger) *enqueuer {
+	e := newEnqueuer(nil, cfg, "", timeout, m, log)
+	e.flush = func(rides []Ride) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, err := apply.Apply(ctx, rides)
+		return err
+	}
 	return e
 }
 
@@ -151,7 +170,7 @@ func (e *enqueuer) write(batch []*enqueueReq) {
 	for i, r := range batch {
 		rides[i] = r.ride
 	}
-	err := e.put(rides)
+	err := e.flush(rides)
 	if err != nil {
 		e.m.enqueueErrors.Inc()
 		e.log.Warn("enqueue failed; the POSTs get 503 and may be retried", "rides", len(rides), "err", err)

@@ -40,13 +40,11 @@ func (a *App) postRide(w http.ResponseWriter, r *http.Request) error {
 	if _, err := a.catalog.checkSeason(ctx, ride.Resort, ride.Season); err != nil {
 		return err
 	}
-	var err error
-	if a.enq != nil {
-		err = a.enq.Enqueue(ctx, ride)
-	} else {
-		_, err = a.apply.Apply(ctx, []Ride{ride})
+	b := a.enq
+	if b == nil {
+		b = a.syncB
 	}
-	if err != nil {
+	if err := b.Enqueue(ctx, ride); err != nil {
 		return err
 	}
 	created(w)
