@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 )
 
 // Config configures a Node. Build one with DefaultConfig and override fields.
@@ -66,11 +67,15 @@ type Config struct {
 	// GossipFast shortens gossip intervals (tests).
 	GossipFast bool
 
-	Logger       *slog.Logger
-	Listener     net.Listener // optional pre-opened gRPC listener (tests: port 0)
-	HTTPListener net.Listener // optional pre-opened HTTP listener
-	Registerer   prometheus.Registerer
-	Gatherer     prometheus.Gatherer
+	Logger *slog.Logger
+	// RaftDialOptions are appended to the raft transport's dial options for
+	// peer connections (transport.Config.DialOptions): transport
+	// credentials, or interceptors that inject faults in tests.
+	RaftDialOptions []grpc.DialOption
+	Listener        net.Listener // optional pre-opened gRPC listener (tests: port 0)
+	HTTPListener    net.Listener // optional pre-opened HTTP listener
+	Registerer      prometheus.Registerer
+	Gatherer        prometheus.Gatherer
 }
 
 // DefaultConfig returns a Config with the production defaults.

@@ -72,28 +72,47 @@ func TestNode_RestartRejoinsAndCatchesUp(t *testing.T) {
 func TestNode_FollowerCatchesUpBySnapshot(t *testing.T) {
 	const shards = 1
 	c := replicationtest.NewCluster(t, replicationtest.Options{Shards: shards, Configure: func(i int, cfg *replication.Config) {
-		cfg.SnapshotThreshold = 32
-		cfg.TrailingLogs = 8
-		cfg.SnapshotInterval = 50 * time.Millisecond
+		snapshotConfig(cfg)
 	}})
 	leader := c.WaitLeader(0, 10*time.Second)
 	victim := (leader + 1) % 3
 	c.Kill(victim)
 	putAll(t, c, shards, 1, "snap", 300)
-	// The leader must have snapshotted and truncated past what the victim has.
+	waitLeaderSnapshot(t, c, 200)
+	c.Restart(victim)
+	waitCaughtUpBySnapshot(t, c, victim, 200, "snap", 300)
+}
+
+// snapshotConfig makes shard 0's leader snapshot and truncate its log often,
+// so a follower that misses a few hundred writes needs a snapshot.
+func snapshotConfig(cfg *replication.Config) {
+	cfg.SnapshotThreshold = 32
+	cfg.TrailingLogs = 8
+	cfg.SnapshotInterval = 50 * time.Millisecond
+}
+
+// waitLeaderSnapshot waits until shard 0's leader has snapshotted (and so
+// truncated its log) past index.
+func waitLeaderSnapshot(t *testing.T, c *replicationtest.Cluster, index uint64) {
+	t.Helper()
 	c.Eventually(30*time.Second, "leader snapshot", func() error {
 		st, err := c.Status(c.WaitLeader(0, 10*time.Second))
 		if err != nil {
 			return err
 		}
 		for _, r := range st.Replicas {
-			if !r.Meta && r.LastSnapshotIndex >= 200 {
+			if !r.Meta && r.LastSnapshotIndex >= index {
 				return nil
 			}
 		}
-		return fmt.Errorf("no snapshot past index 200 yet")
+		return fmt.Errorf("no snapshot past index %d yet", index)
 	})
-	c.Restart(victim)
+}
+
+// waitCaughtUpBySnapshot waits until node victim has installed a snapshot of
+// shard 0 past index and serves all n keys with the prefix locally.
+func waitCaughtUpBySnapshot(t *testing.T, c *replicationtest.Cluster, victim int, index uint64, prefix string, n int) {
+	t.Helper()
 	c.Eventually(30*time.Second, "victim installs a snapshot and catches up", func() error {
 		st, err := c.Status(victim)
 		if err != nil {
@@ -105,11 +124,11 @@ func TestNode_FollowerCatchesUpBySnapshot(t *testing.T) {
 				snap = r.LastSnapshotIndex
 			}
 		}
-		if snap < 200 {
-			return fmt.Errorf("victim's last snapshot index is %d, want ≥ 200 (installed from the leader)", snap)
+		if snap < index {
+			return fmt.Errorf("victim's last snapshot index is %d, want ≥ %d (installed from the leader)", snap, index)
 		}
-		if got := staleHas(t, c, victim, "snap", 300); got != 300 {
-			return fmt.Errorf("victim has %d of 300 keys", got)
+		if got := staleHas(t, c, victim, prefix, n); got != n {
+			return fmt.Errorf("victim has %d of %d keys", got, n)
 		}
 		return nil
 	})

@@ -217,6 +217,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	tcfg := transport.DefaultConfig(n.advertise)
 	tcfg.Logger = n.logger.With("component", "transport")
 	tcfg.MaxSnapshotSends, tcfg.MaxSnapshotReceives = n.cfg.MaxSnapshotTransfers, n.cfg.MaxSnapshotTransfers
+	tcfg.DialOptions = n.cfg.RaftDialOptions
 	n.trans, err = transport.New(tcfg)
 	if err != nil {
 		return fmt.Errorf("replication: raft transport: %w", err)

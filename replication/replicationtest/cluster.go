@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -232,14 +234,32 @@ func (c *Cluster) Partition(groups ...[]int) {
 // Heal removes every partition.
 func (c *Cluster) Heal() { c.faults.heal() }
 
-// Stop closes every node; called by t.Cleanup.
+// Stop closes every node; called by t.Cleanup. A node that does not close
+// within a minute (wedged: a deadlock, a shutdown waiting on I/O) fails the
+// test with its name instead of hanging it until the test binary's timeout.
 func (c *Cluster) Stop() {
+	c.t.Helper()
 	var wg sync.WaitGroup
-	for i := range c.Nodes {
-		wg.Add(1)
-		go func() { defer wg.Done(); c.Kill(i) }()
+	var mu sync.Mutex
+	open := map[string]bool{}
+	for i, tn := range c.Nodes {
+		open[tn.ID] = true
+		wg.Go(func() {
+			c.Kill(i)
+			mu.Lock()
+			delete(open, tn.ID)
+			mu.Unlock()
+		})
 	}
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute):
+		mu.Lock()
+		defer mu.Unlock()
+		c.t.Fatalf("nodes %v did not close within a minute (wedged?)", slices.Sorted(maps.Keys(open)))
+	}
 }
 
 // WaitReady waits until every running node is ready and every shard has a
