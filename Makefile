@@ -36,7 +36,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 30s ./replication
 
 chaos: build
-	$(GO) test -timeout 0 -run TestChaosLong ./tests/chaos -args -long
+	$(GO) test -timeout 0 -run 'TestRegression_|TestChaosLong' ./tests/chaos -args -long
 
 lint:
 	$(GO) vet $(PKGS)

@@ -8,6 +8,10 @@
 //
 //	SEED=123 DURATION=10m go test -timeout 0 ./tests/chaos/ -run TestChaosLong -args -long
 //
+// `make chaos` also runs the long regression replays (TestRegression_*):
+// the seeds of the long suite that found a bug, each replayed for as long as
+// it took to fail on the code before the fix.
+//
 // Membership changes run under load too: a node joins, a node is drained,
 // removed and retired, and a node is SIGKILLed while a replica move is in
 // flight (TestChaos_JoinAndKillDuringMove, and the long suite's menu); the
