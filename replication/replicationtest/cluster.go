@@ -242,8 +242,10 @@ func (c *Cluster) Stop() {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	open := map[string]bool{}
-	for i, tn := range c.Nodes {
+	for _, tn := range c.Nodes {
 		open[tn.ID] = true
+	}
+	for i, tn := range c.Nodes {
 		wg.Go(func() {
 			c.Kill(i)
 			mu.Lock()
