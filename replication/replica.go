@@ -96,7 +96,7 @@ func startReplica(d replicaDeps, spec replicaSpec, fsm groupFSM) (_ *replica, er
 		return nil, err
 	}
 	hl := newHCLogger(logger, "raft", hclog.Warn)
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(snapDir, 1, hl)
+	snaps, err := newSnapshotStore(snapDir, hl)
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot store of %s: %w", spec.ID, err)
 	}
