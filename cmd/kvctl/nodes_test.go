@@ -54,10 +54,7 @@ func TestNodesPrinters_Golden(t *testing.T) {
 	paused := testRebalance()
 	paused.Paused = true
 	balanced := &client.RebalanceStatus{Epoch: 20, Balanced: true, MovesDone: 10}
-	tests := []struct {
-		name string
-		v    tabler
-	}{
+	tests := []goldenCase{
 		{"nodes", testNodes()},
 		{"nodes_draining", &nodeChangeResult{Node: "n4", State: "draining", Epoch: 13, Replicas: 6}},
 		{"nodes_drained", &nodeChangeResult{Node: "n4", State: "drained", Epoch: 20}},
@@ -66,23 +63,7 @@ func TestNodesPrinters_Golden(t *testing.T) {
 		{"rebalance_balanced", newRebalanceResult(balanced, "")},
 		{"rebalance_pause", newRebalanceResult(paused, "paused")},
 	}
-	for _, tt := range tests {
-		for _, format := range []string{"table", "json"} {
-			t.Run(tt.name+"/"+format, func(t *testing.T) {
-				a := &app{flags: globalFlags{output: format}}
-				var buf bytes.Buffer
-				a.stdout = &buf
-				if err := a.print(tt.v); err != nil {
-					t.Fatal(err)
-				}
-				ext := ".txt"
-				if format == "json" {
-					ext = ".json"
-				}
-				golden(t, tt.name+ext, buf.Bytes())
-			})
-		}
-	}
+	goldenPrints(t, tests)
 }
 
 func TestBuildNodes(t *testing.T) {

@@ -33,6 +33,35 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// goldenCase is one printed result and the name of its golden files.
+type goldenCase struct {
+	name string
+	v    tabler
+}
+
+// goldenPrints prints each case as a table and as JSON and compares them
+// with testdata/<name>.txt and testdata/<name>.json.
+func goldenPrints(t *testing.T, tests []goldenCase) {
+	t.Helper()
+	for _, tt := range tests {
+		for _, format := range []string{"table", "json"} {
+			t.Run(tt.name+"/"+format, func(t *testing.T) {
+				a := &app{flags: globalFlags{output: format}}
+				var buf bytes.Buffer
+				a.stdout = &buf
+				if err := a.print(tt.v); err != nil {
+					t.Fatal(err)
+				}
+				ext := ".txt"
+				if format == "json" {
+					ext = ".json"
+				}
+				golden(t, tt.name+ext, buf.Bytes())
+			})
+		}
+	}
+}
+
 func testMap() *ring.Map {
 	m := &ring.Map{ClusterID: "c-1234", Epoch: 7, ShardCount: 2, RF: 3, MetaVoters: []string{"n1", "n2", "n3"}, NextReplicaSeq: 7}
 	for _, id := range []string{"n1", "n2", "n3"} {
@@ -63,10 +92,7 @@ func testStatus() *statusResult {
 }
 
 func TestPrinters_Golden(t *testing.T) {
-	tests := []struct {
-		name string
-		v    tabler
-	}{
+	tests := []goldenCase{
 		{"get", &getResult{Key: "greeting", Value: value("hello"), Version: 42}},
 		{"get_version", &getResult{Key: "greeting", Value: value("hello"), Version: 42, showVersion: true}},
 		{"get_binary", &getResult{Key: "bin", Value: value{0xff, 0x00, 0xfe}, Version: 3, showVersion: true}},
@@ -83,23 +109,7 @@ func TestPrinters_Golden(t *testing.T) {
 			{Op: "get", Key: "{u}/a", Version: 10, Found: ptr(true), Value: value("x")},
 		}}},
 	}
-	for _, tt := range tests {
-		for _, format := range []string{"table", "json"} {
-			t.Run(tt.name+"/"+format, func(t *testing.T) {
-				a := &app{flags: globalFlags{output: format}}
-				var buf bytes.Buffer
-				a.stdout = &buf
-				if err := a.print(tt.v); err != nil {
-					t.Fatal(err)
-				}
-				ext := ".txt"
-				if format == "json" {
-					ext = ".json"
-				}
-				golden(t, tt.name+ext, buf.Bytes())
-			})
-		}
-	}
+	goldenPrints(t, tests)
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"slices"
@@ -85,10 +84,7 @@ func testShards(paused bool) *shardsResult {
 }
 
 func TestShardsPrinters_Golden(t *testing.T) {
-	tests := []struct {
-		name string
-		v    tabler
-	}{
+	tests := []goldenCase{
 		{"shards", testShards(false)},
 		{"shards_paused", testShards(true)},
 		{"shards_move", &shardChangeResult{Shard: 3, Action: "move", From: "n1", To: "n4", Epoch: 14, Pin: []string{"n4", "n2", "n3"}, State: "pinned"}},
@@ -98,23 +94,7 @@ func TestShardsPrinters_Golden(t *testing.T) {
 		{"shards_transfer_leader_done", &shardChangeResult{Shard: 2, Action: "transfer-leader", To: "n3", Epoch: 16, Pin: []string{"n3", "n1", "n2"}, State: "done"}},
 		{"shards_unpin", &shardChangeResult{Shard: 2, Action: "unpin", Epoch: 17, State: "unpinned"}},
 	}
-	for _, tt := range tests {
-		for _, format := range []string{"table", "json"} {
-			t.Run(tt.name+"/"+format, func(t *testing.T) {
-				a := &app{flags: globalFlags{output: format}}
-				var buf bytes.Buffer
-				a.stdout = &buf
-				if err := a.print(tt.v); err != nil {
-					t.Fatal(err)
-				}
-				ext := ".txt"
-				if format == "json" {
-					ext = ".json"
-				}
-				golden(t, tt.name+ext, buf.Bytes())
-			})
-		}
-	}
+	goldenPrints(t, tests)
 }
 
 func TestBuildShards(t *testing.T) {
