@@ -176,7 +176,8 @@ type pollStep func(ctx context.Context) (done bool, line string, err error)
 // failing with ErrUnavailable (a meta election, a node restarting) is
 // reported and retried; any other error ends the wait.
 func (a *app) poll(ctx context.Context, w waitFlags, notReady, hint string, step pollStep) error {
-	wctx, cancel := context.WithTimeout(ctx, w.budget)
+	deadline := time.Now().Add(w.budget)
+	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	var last, lastPrinted string
 	var lastErr error
@@ -196,9 +197,10 @@ func (a *app) poll(ctx context.Context, w waitFlags, notReady, hint string, step
 			}
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case wctx.Err() != nil:
+		case !time.Now().Before(deadline):
 			// The budget ran out during this step: its error says nothing
-			// about the cluster.
+			// about the cluster. (By the clock, not wctx.Err(): gRPC fails a
+			// call at its deadline before the context's own timer fires.)
 		case errors.Is(err, client.ErrUnavailable):
 			lastErr = err
 			msg := "waiting: " + errorMessage(err) + "; retrying"

@@ -182,7 +182,7 @@ func TestShards_Paused(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "rebalancing is paused: the change waits for kvctl rebalance resume") {
 		t.Errorf("move while paused: exit %d, stdout %q, stderr %q; want success saying it waits for resume", code, out, errOut)
 	}
-	code, _, errOut = kvctl(fc, "shards", "move", "0", "n1", "n4", "--wait", "--wait-timeout", "100ms", "--poll-interval", "10ms")
+	code, _, errOut = kvctl(fc, "shards", "move", "0", "n1", "n4", "--wait", "--wait-timeout", "1s", "--poll-interval", "10ms")
 	if code != exitError || !strings.Contains(errOut, "(moves PAUSED: kvctl rebalance resume)") {
 		t.Errorf("move --wait while paused: exit %d, stderr %q; want a timeout that says moves are paused", code, errOut)
 	}
