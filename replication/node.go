@@ -198,8 +198,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if !n.started.CompareAndSwap(false, true) {
 		return errors.New("replication: node already started")
 	}
+	serving := false // the gRPC server owns (and closes) the listener once it serves
 	defer func() {
 		if err != nil {
+			if !serving && n.lis != nil {
+				_ = n.lis.Close()
+			}
 			n.Close()
 		}
 	}()
@@ -242,11 +246,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Fast:      n.cfg.GossipFast,
 	})
 	if err != nil {
-		_ = n.lis.Close() // not yet handed to the gRPC server, which would close it
 		return fmt.Errorf("replication: gossip on %s: %w", n.cfg.GossipAddr, err)
 	}
 	// Serve only now: the Admin handlers read the membership. Peers that
 	// connect earlier wait in the listen backlog.
+	serving = true
 	n.goAttach(func() {
 		if err := n.grpcSrv.Serve(n.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			n.logger.Error("gRPC server stopped", "err", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/ridgeline-kv/ridgeline/replication"
 	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
 	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
 	"github.com/ridgeline-kv/ridgeline/ring"
@@ -99,4 +102,38 @@ func TestNode_NotLeaderCarriesHint(t *testing.T) {
 		t.Fatalf("NotLeader hint: got %+v, want leader addr %s", hint, c.Nodes[leader].Addr())
 	}
 	_ = errors.Is
+}
+
+// TestNode_FailedStartReleasesItsPort: a node whose gossip address is taken
+// fails to start with an error naming it, and leaves its gRPC port free for
+// the next attempt.
+func TestNode_FailedStartReleasesItsPort(t *testing.T) {
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	grpcLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := grpcLis.Addr().String()
+	grpcLis.Close()
+
+	cfg := replication.DefaultConfig()
+	cfg.NodeID, cfg.DataDir, cfg.Addr, cfg.HTTPAddr = "n1", t.TempDir(), addr, ""
+	cfg.GossipAddr = taken.LocalAddr().String()
+	n, err := replication.NewNode(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "gossip on "+cfg.GossipAddr) {
+		t.Fatalf("Start with a taken gossip address: %v; want an error naming it", err)
+	}
+	again, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("gRPC port %s still held after the failed start: %v", addr, err)
+	}
+	again.Close()
 }
