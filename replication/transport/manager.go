@@ -46,11 +46,10 @@ type Manager struct {
 	recvSem  *semaphore.Weighted
 	stats    counters
 
-	mu         sync.RWMutex
-	closed     bool
-	replicas   map[raft.ServerID]*Transport
-	conns      map[raft.ServerAddress]*peerConn
-	heartbeats map[raft.ServerAddress]*heartbeatMux
+	mu       sync.RWMutex
+	closed   bool
+	replicas map[raft.ServerID]*Transport
+	conns    map[raft.ServerAddress]*peerConn
 }
 
 type peerConn struct {
@@ -67,14 +66,13 @@ func New(cfg Config) (*Manager, error) {
 	}
 	bindIP, _ := parseLocalAddr(cfg.LocalAddr)
 	m := &Manager{
-		cfg:        cfg,
-		log:        cfg.Logger.With("component", "raft-transport", "addr", cfg.LocalAddr),
-		bindIP:     bindIP,
-		sendSem:    semaphore.NewWeighted(int64(cfg.MaxSnapshotSends)),
-		recvSem:    semaphore.NewWeighted(int64(cfg.MaxSnapshotReceives)),
-		replicas:   make(map[raft.ServerID]*Transport),
-		conns:      make(map[raft.ServerAddress]*peerConn),
-		heartbeats: make(map[raft.ServerAddress]*heartbeatMux),
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "raft-transport", "addr", cfg.LocalAddr),
+		bindIP:   bindIP,
+		sendSem:  semaphore.NewWeighted(int64(cfg.MaxSnapshotSends)),
+		recvSem:  semaphore.NewWeighted(int64(cfg.MaxSnapshotReceives)),
+		replicas: make(map[raft.ServerID]*Transport),
+		conns:    make(map[raft.ServerAddress]*peerConn),
 	}
 	if bindIP == nil {
 		m.log.Info("LocalAddr is not an IP literal; outgoing raft connections are not source-bound")
@@ -166,15 +164,12 @@ func (m *Manager) Close() error {
 	for _, t := range m.replicas {
 		replicas = append(replicas, t)
 	}
-	conns, heartbeats := m.conns, m.heartbeats
-	m.conns, m.heartbeats = nil, nil
+	conns := m.conns
+	m.conns = nil
 	m.mu.Unlock()
 
 	for _, t := range replicas {
 		_ = t.Close()
-	}
-	for _, h := range heartbeats {
-		h.close()
 	}
 	var errs []error
 	for addr, c := range conns {
@@ -189,10 +184,8 @@ func (m *Manager) Close() error {
 // incoming requests handled by this node's Raft service.
 type Stats struct {
 	Conns                 int    // open peer connections
-	AppendEntries         uint64 // unary AppendEntries served
+	AppendEntries         uint64 // unary AppendEntries served, heartbeats included
 	Heartbeats            uint64 // AppendEntries served via the heartbeat fast path
-	HeartbeatStreams      uint64 // Heartbeats streams accepted
-	StreamedHeartbeats    uint64 // heartbeats received on Heartbeats streams
 	PipelineStreams       uint64 // AppendEntriesPipeline streams accepted
 	PipelineAppends       uint64 // AppendEntries requests served on pipeline streams
 	RequestVotes          uint64
@@ -206,7 +199,6 @@ type Stats struct {
 
 type counters struct {
 	appendEntries, heartbeats, pipelineStreams, pipelineAppends atomic.Uint64
-	heartbeatStreams, streamedHeartbeats                        atomic.Uint64
 	requestVotes, requestPreVotes, timeoutNows                  atomic.Uint64
 	snapshotsReceived, snapshotsSent                            atomic.Uint64
 	snapshotBytesSent, snapshotBytesReceived                    atomic.Uint64
@@ -222,8 +214,6 @@ func (m *Manager) Stats() Stats {
 		Conns:                 conns,
 		AppendEntries:         c.appendEntries.Load(),
 		Heartbeats:            c.heartbeats.Load(),
-		HeartbeatStreams:      c.heartbeatStreams.Load(),
-		StreamedHeartbeats:    c.streamedHeartbeats.Load(),
 		PipelineStreams:       c.pipelineStreams.Load(),
 		PipelineAppends:       c.pipelineAppends.Load(),
 		RequestVotes:          c.requestVotes.Load(),
