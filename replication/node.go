@@ -228,11 +228,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.trans.Register(n.grpcSrv)
 	kvpb.RegisterKVServer(n.grpcSrv, &kvServer{n: n})
 	kvpb.RegisterAdminServer(n.grpcSrv, &adminServer{n: n})
-	n.goAttach(func() {
-		if err := n.grpcSrv.Serve(n.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			n.logger.Error("gRPC server stopped", "err", err)
-		}
-	})
 	if err := n.startHTTP(); err != nil {
 		return err
 	}
@@ -247,8 +242,16 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Fast:      n.cfg.GossipFast,
 	})
 	if err != nil {
+		_ = n.lis.Close() // not yet handed to the gRPC server, which would close it
 		return fmt.Errorf("replication: gossip on %s: %w", n.cfg.GossipAddr, err)
 	}
+	// Serve only now: the Admin handlers read the membership. Peers that
+	// connect earlier wait in the listen backlog.
+	n.goAttach(func() {
+		if err := n.grpcSrv.Serve(n.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			n.logger.Error("gRPC server stopped", "err", err)
+		}
+	})
 	if len(n.cfg.Join) > 0 {
 		if _, err := n.members.Join(n.cfg.Join); err != nil {
 			if errors.Is(err, ring.ErrOtherCluster) {

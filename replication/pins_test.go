@@ -355,11 +355,12 @@ func TestCluster_MoveReplicaKilledAtEachStep(t *testing.T) {
 			}
 			rebalance(t, "", kvpb.RebalanceRequest_RESUME)
 
-			// Watch the shard's map and raft configuration closely; at the
-			// step, pause and kill.
+			// Watch the shard's map and raft configuration closely (a step
+			// can last less than one of Eventually's backed-off polls); at
+			// the step, pause and kill.
 			var at *ring.Map
 			victim := ""
-			err = replicationtest.Eventually(60*time.Second, func() error {
+			err = replicationtest.Watch(60*time.Second, 2*time.Millisecond, func() error {
 				m, err := clusterMap(t, c, 3)
 				if err != nil {
 					return err

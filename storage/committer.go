@@ -103,28 +103,31 @@ func (c *committer) putRequest(r *request) {
 // do submits r and blocks until it has been committed (or failed). It is
 // safe for concurrent use.
 func (c *committer) do(r *request) error {
+	if err := c.enqueue(r); err != nil {
+		return err
+	}
+	<-r.done
+	return r.err
+}
+
+// enqueue hands r to the committer goroutine, or fails once closed.
+func (c *committer) enqueue(r *request) error {
 	c.mu.RLock()
+	defer c.mu.RUnlock()
 	if c.closed {
-		c.mu.RUnlock()
 		return ErrClosed
 	}
 	c.reqs <- r
-	c.mu.RUnlock()
-	<-r.done
-	return r.err
+	return nil
 }
 
 // doAsync submits an asynchronous request (r.committed and r.executed set)
 // and blocks until its apply has run in a transaction that will not be
 // re-run, returning its error; r.committed then follows the commit.
 func (c *committer) doAsync(r *request) error {
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return ErrClosed
+	if err := c.enqueue(r); err != nil {
+		return err
 	}
-	c.reqs <- r
-	c.mu.RUnlock()
 	return <-r.executed
 }
 

@@ -368,3 +368,20 @@ func Eventually(timeout time.Duration, cond func() error) error {
 		}
 	}
 }
+
+// Watch polls cond every interval, without backing off, until it returns nil
+// or timeout passes; it returns cond's last error then. It is for states
+// that last only briefly (a step of a replica move), which Eventually's
+// backed-off polls can miss.
+func Watch(timeout, interval time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		err := cond()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		<-t.C
+	}
+}
