@@ -1,7 +1,9 @@
 package replication_test
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -31,6 +33,22 @@ func shardNodes(m *ring.Map, shard uint32) (voters, learners []string) {
 		}
 	}
 	return voters, learners
+}
+
+// runningMaps returns the cluster maps of the running nodes that answer,
+// newest epoch first.
+func runningMaps(t *testing.T, c *replicationtest.Cluster) []*ring.Map {
+	var maps []*ring.Map
+	for i, tn := range c.Nodes {
+		if tn.Node() == nil {
+			continue
+		}
+		if m, err := clusterMap(t, c, i); err == nil {
+			maps = append(maps, m)
+		}
+	}
+	slices.SortFunc(maps, func(a, b *ring.Map) int { return cmp.Compare(b.Epoch, a.Epoch) })
+	return maps
 }
 
 // nodeIndex is the index in c.Nodes of the node with the given ID.
@@ -336,10 +354,11 @@ func TestCluster_MoveReplicaKilledAtEachStep(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			start := time.Now()
-			m, err := clusterMap(t, c, 0)
-			if err != nil {
-				t.Fatal(err)
+			maps := runningMaps(t, c)
+			if len(maps) == 0 {
+				t.Fatal("no node answered ClusterMap")
 			}
+			m := maps[0] // the newest: a lagging node's map may name an old preferred leader
 			mv := move{shard: uint32(i)}
 			voters, _ := shardNodes(m, mv.shard)
 			mv.from = voters[0]
@@ -363,21 +382,26 @@ func TestCluster_MoveReplicaKilledAtEachStep(t *testing.T) {
 			// the step, pause and kill.
 			var at *ring.Map
 			victim := ""
-			err = replicationtest.Watch(60*time.Second, 2*time.Millisecond, func() error {
-				m, err := clusterMap(t, c, 3)
-				if err != nil {
-					return err
+			err := replicationtest.Watch(60*time.Second, 2*time.Millisecond, func() error {
+				// Every running node's map: one that catches up applies
+				// several epochs at once and may skip the step.
+				maps := runningMaps(t, c)
+				if len(maps) == 0 {
+					return errors.New("no node answered ClusterMap")
 				}
 				var st *kvpb.ReplicaStatus
 				if tt.needsRaft {
+					var err error
 					if st, _, err = shardLeader(c, mv.shard); err != nil {
 						return err
 					}
 				}
-				if !tt.reached(mv, m, st) {
-					v, l := shardNodes(m, mv.shard)
-					return fmt.Errorf("epoch %d: shard %d voters %v learners %v; raft voters %v learners %v", m.Epoch, mv.shard, v, l, st.GetConfigVoters(), st.GetConfigLearners())
+				i := slices.IndexFunc(maps, func(m *ring.Map) bool { return tt.reached(mv, m, st) })
+				if i < 0 {
+					v, l := shardNodes(maps[0], mv.shard)
+					return fmt.Errorf("epoch %d: shard %d voters %v learners %v; raft voters %v learners %v", maps[0].Epoch, mv.shard, v, l, st.GetConfigVoters(), st.GetConfigLearners())
 				}
+				m := maps[i]
 				if victim = tt.victim(mv); victim == "" {
 					return fmt.Errorf("shard %d leader unknown", mv.shard)
 				}
