@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -260,6 +261,8 @@ func (c *Cluster) Stop() {
 	case <-time.After(time.Minute):
 		mu.Lock()
 		defer mu.Unlock()
+		buf := make([]byte, 8<<20)
+		fmt.Fprintf(c.t.Output(), "goroutines of the test binary, to see what the close waits for:\n%s\n", buf[:runtime.Stack(buf, true)])
 		c.t.Fatalf("nodes %v did not close within a minute (wedged?)", slices.Sorted(maps.Keys(open)))
 	}
 }
