@@ -38,6 +38,10 @@ func (n *Node) controlLoop() {
 		if err := n.controlRound(m); err != nil {
 			n.logger.Warn("control round", "err", err)
 		}
+		// The next round is a full interval after this one ended: a round
+		// slower than the interval (peer statuses, a meta commit under load)
+		// must not be followed at once by another map change.
+		t.Reset(n.cfg.ControlInterval)
 	}
 }
 

@@ -15,8 +15,12 @@
 //	meta.go                       the meta group's state machine (cluster map CAS)
 //
 // Invariants: nothing reaches raft without passing validation; a write is
-// acknowledged only after it is committed and applied (data and applied index
-// in one fsynced bbolt transaction); a linearizable read is served only by a
+// acknowledged only after its entry is committed (in the raft log of a
+// majority) and applied (data and applied index in one bbolt transaction; the
+// answer does not wait for that transaction's fsync, and a replica that
+// crashes before it replays the entry from its log); the applied index that
+// reads wait for moves only once the transaction is committed; a
+// linearizable read is served only by a
 // leader whose leadership has been confirmed after the read arrived, from state
 // at least as new as the commit index observed then; any storage error stops
 // the node.

@@ -246,6 +246,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Fast:      n.cfg.GossipFast,
 	})
 	if err != nil {
+		_ = n.lis.Close() // not yet handed to the gRPC server, which would close it
 		return fmt.Errorf("replication: gossip on %s: %w", n.cfg.GossipAddr, err)
 	}
 	// Serve only now: the Admin handlers read the membership. Peers that

@@ -278,3 +278,87 @@ func TestCommitter_LingerUnderLoad(t *testing.T) {
 		t.Fatalf("commits carried %v requests; want the lone request and the late one to share the third commit ([1 2 2])", got)
 	}
 }
+
+// TestShardStore_UpdateAsync: UpdateAsync answers once its function has run,
+// before the commit; readers see the writes only once committed reports
+// success, and later updates see them. A failing function and a closed store
+// are reported by UpdateAsync, and committed is then never called.
+func TestShardStore_UpdateAsync(t *testing.T) {
+	d, err := OpenStateDB(filepath.Join(t.TempDir(), "state.db"), StateDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := d.Shard("a")
+	get := func() (string, uint64) {
+		t.Helper()
+		var data string
+		var applied uint64
+		if err := s.View(func(tx *Tx) error {
+			v, _ := tx.Get([]byte("k"))
+			data, applied = string(v.Data), tx.Applied()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return data, applied
+	}
+
+	atCommit, proceed := make(chan struct{}), make(chan struct{})
+	d.c.beforeCommit = func() { atCommit <- struct{}{}; <-proceed }
+	committed := make(chan error, 1)
+	answered := make(chan error, 1)
+	go func() {
+		answered <- s.UpdateAsync(func(tx *Tx) error {
+			if err := tx.Put([]byte("k"), []byte("async"), 1); err != nil {
+				return err
+			}
+			return tx.SetApplied(1)
+		}, func(err error) { committed <- err })
+	}()
+	<-atCommit // the batch has run; its commit waits for proceed
+	if err := <-answered; err != nil {
+		t.Fatalf("UpdateAsync = %v", err)
+	}
+	if v, applied := get(); v != "" || applied != 0 {
+		t.Errorf("before the commit a reader sees k=%q applied=%d; want nothing", v, applied)
+	}
+	select {
+	case err := <-committed:
+		t.Fatalf("committed(%v) called before the commit", err)
+	default:
+	}
+	d.c.beforeCommit = nil
+	close(proceed)
+	if err := <-committed; err != nil {
+		t.Fatalf("committed(%v); want nil", err)
+	}
+	if v, applied := get(); v != "async" || applied != 1 {
+		t.Errorf("after the commit: k=%q applied=%d; want async, 1", v, applied)
+	}
+	var seen string
+	if err := s.Update(func(tx *Tx) error {
+		v, _ := tx.Get([]byte("k"))
+		seen = string(v.Data)
+		return nil
+	}); err != nil || seen != "async" {
+		t.Errorf("later Update: err %v, saw %q; want the async write", err, seen)
+	}
+
+	never := func(err error) { t.Errorf("committed(%v) called for a request that was refused", err) }
+	boom := errors.New("boom")
+	if err := s.UpdateAsync(func(tx *Tx) error {
+		_ = tx.Put([]byte("k"), []byte("undone"), 2)
+		return boom
+	}, never); !errors.Is(err, boom) {
+		t.Errorf("failing UpdateAsync = %v; want boom", err)
+	}
+	if v, _ := get(); v != "async" {
+		t.Errorf("after a failed UpdateAsync k=%q; want async", v)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateAsync(func(tx *Tx) error { return nil }, never); !errors.Is(err, ErrClosed) {
+		t.Errorf("UpdateAsync after Close = %v; want ErrClosed", err)
+	}
+}

@@ -6,7 +6,9 @@
 // Invariants:
 //
 //   - Every write is durable (fsynced) before the call returns. NoSync is never
-//     used.
+//     used. The one exception is ShardStore.UpdateAsync, for writes durable
+//     elsewhere (raft applies): it returns once its function has run and
+//     reports the commit to a callback; readers see its writes only then.
 //   - Writes are group-committed: concurrent writes from different raft groups
 //     (LogDB) or different shards (StateDB) are coalesced by one committer
 //     goroutine per file into a single bbolt transaction and a single fsync.

@@ -109,7 +109,45 @@ func callFn(fn func(*Tx) error, t *Tx) (err error) {
 func (s *ShardStore) Update(fn func(tx *Tx) error) error {
 	r := s.d.c.getRequest()
 	defer s.d.c.putRequest(r)
-	r.apply = func(btx *bolt.Tx) error {
+	r.apply = s.applyFunc(fn)
+	err := s.d.c.do(r)
+	if p, ok := err.(*panicError); ok {
+		panic(fmt.Sprintf("%v\n\noriginal stack:\n%s", p.val, p.stack))
+	}
+	return err
+}
+
+// UpdateAsync runs fn like Update but returns as soon as fn has run in the
+// group-commit transaction that will commit it: before that transaction is
+// durable, and before readers (View, Snapshot) can see its writes. It returns
+// fn's error (nothing of fn is then written) or ErrClosed.
+//
+// When UpdateAsync returns nil, committed is called exactly once, on the
+// committer's goroutine, with the commit's outcome: nil once fn's writes are
+// durable and visible. It must be quick and must not call into the StateDB.
+// Later Updates and UpdateAsyncs of the shard see fn's writes in their own
+// transaction, whether or not it has committed yet, and commit after it.
+//
+// It is for callers whose writes are already durable elsewhere (raft applies:
+// the log holds the entries on a majority), so that the caller's answer need
+// not wait for this fsync.
+func (s *ShardStore) UpdateAsync(fn func(tx *Tx) error, committed func(err error)) error {
+	r := &request{
+		apply:     s.applyFunc(fn),
+		committed: committed,
+		executed:  make(chan error, 1),
+	}
+	err := s.d.c.doAsync(r)
+	if p, ok := err.(*panicError); ok {
+		panic(fmt.Sprintf("%v\n\noriginal stack:\n%s", p.val, p.stack))
+	}
+	return err
+}
+
+// applyFunc wraps fn as a committer request's apply function: fn runs on a
+// Tx over the shard's buckets, and its writes are undone if it fails.
+func (s *ShardStore) applyFunc(fn func(tx *Tx) error) func(btx *bolt.Tx) error {
+	return func(btx *bolt.Tx) error {
 		b, ok := s.buckets(btx)
 		if !ok {
 			return &cleanError{ErrShardNotFound}
@@ -131,11 +169,6 @@ func (s *ShardStore) Update(fn func(tx *Tx) error) error {
 		}
 		return nil
 	}
-	err := s.d.c.do(r)
-	if p, ok := err.(*panicError); ok {
-		panic(fmt.Sprintf("%v\n\noriginal stack:\n%s", p.val, p.stack))
-	}
-	return err
 }
 
 // View runs fn in a read-only transaction: a consistent view of the shard.

@@ -411,6 +411,126 @@ func (x *AppendEntriesResponse) GetError() string {
 	return ""
 }
 
+type HeartbeatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // unique on its stream; the response carries it back
+	Request       *AppendEntriesRequest  `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatRequest) Reset() {
+	*x = HeartbeatRequest{}
+	mi := &file_raft_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatRequest) ProtoMessage() {}
+
+func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
+func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
+	return file_raft_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HeartbeatRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HeartbeatRequest) GetRequest() *AppendEntriesRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type HeartbeatResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Response      *AppendEntriesResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"` // set when code is OK
+	Code          uint32                 `protobuf:"varint,3,opt,name=code,proto3" json:"code,omitempty"`        // a google.rpc.Code: what the unary call would have returned
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatResponse) Reset() {
+	*x = HeartbeatResponse{}
+	mi := &file_raft_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatResponse) ProtoMessage() {}
+
+func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
+func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
+	return file_raft_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HeartbeatResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HeartbeatResponse) GetResponse() *AppendEntriesResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *HeartbeatResponse) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *HeartbeatResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type RequestVoteRequest struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Header             *RPCHeader             `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
@@ -425,7 +545,7 @@ type RequestVoteRequest struct {
 
 func (x *RequestVoteRequest) Reset() {
 	*x = RequestVoteRequest{}
-	mi := &file_raft_proto_msgTypes[4]
+	mi := &file_raft_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +557,7 @@ func (x *RequestVoteRequest) String() string {
 func (*RequestVoteRequest) ProtoMessage() {}
 
 func (x *RequestVoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[4]
+	mi := &file_raft_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +570,7 @@ func (x *RequestVoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestVoteRequest.ProtoReflect.Descriptor instead.
 func (*RequestVoteRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{4}
+	return file_raft_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RequestVoteRequest) GetHeader() *RPCHeader {
@@ -507,7 +627,7 @@ type RequestVoteResponse struct {
 
 func (x *RequestVoteResponse) Reset() {
 	*x = RequestVoteResponse{}
-	mi := &file_raft_proto_msgTypes[5]
+	mi := &file_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -519,7 +639,7 @@ func (x *RequestVoteResponse) String() string {
 func (*RequestVoteResponse) ProtoMessage() {}
 
 func (x *RequestVoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[5]
+	mi := &file_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -532,7 +652,7 @@ func (x *RequestVoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestVoteResponse.ProtoReflect.Descriptor instead.
 func (*RequestVoteResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{5}
+	return file_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RequestVoteResponse) GetHeader() *RPCHeader {
@@ -575,7 +695,7 @@ type RequestPreVoteRequest struct {
 
 func (x *RequestPreVoteRequest) Reset() {
 	*x = RequestPreVoteRequest{}
-	mi := &file_raft_proto_msgTypes[6]
+	mi := &file_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +707,7 @@ func (x *RequestPreVoteRequest) String() string {
 func (*RequestPreVoteRequest) ProtoMessage() {}
 
 func (x *RequestPreVoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[6]
+	mi := &file_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +720,7 @@ func (x *RequestPreVoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestPreVoteRequest.ProtoReflect.Descriptor instead.
 func (*RequestPreVoteRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{6}
+	return file_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RequestPreVoteRequest) GetHeader() *RPCHeader {
@@ -642,7 +762,7 @@ type RequestPreVoteResponse struct {
 
 func (x *RequestPreVoteResponse) Reset() {
 	*x = RequestPreVoteResponse{}
-	mi := &file_raft_proto_msgTypes[7]
+	mi := &file_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +774,7 @@ func (x *RequestPreVoteResponse) String() string {
 func (*RequestPreVoteResponse) ProtoMessage() {}
 
 func (x *RequestPreVoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[7]
+	mi := &file_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +787,7 @@ func (x *RequestPreVoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestPreVoteResponse.ProtoReflect.Descriptor instead.
 func (*RequestPreVoteResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{7}
+	return file_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RequestPreVoteResponse) GetHeader() *RPCHeader {
@@ -700,7 +820,7 @@ type TimeoutNowRequest struct {
 
 func (x *TimeoutNowRequest) Reset() {
 	*x = TimeoutNowRequest{}
-	mi := &file_raft_proto_msgTypes[8]
+	mi := &file_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +832,7 @@ func (x *TimeoutNowRequest) String() string {
 func (*TimeoutNowRequest) ProtoMessage() {}
 
 func (x *TimeoutNowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[8]
+	mi := &file_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +845,7 @@ func (x *TimeoutNowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimeoutNowRequest.ProtoReflect.Descriptor instead.
 func (*TimeoutNowRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{8}
+	return file_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TimeoutNowRequest) GetHeader() *RPCHeader {
@@ -744,7 +864,7 @@ type TimeoutNowResponse struct {
 
 func (x *TimeoutNowResponse) Reset() {
 	*x = TimeoutNowResponse{}
-	mi := &file_raft_proto_msgTypes[9]
+	mi := &file_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +876,7 @@ func (x *TimeoutNowResponse) String() string {
 func (*TimeoutNowResponse) ProtoMessage() {}
 
 func (x *TimeoutNowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[9]
+	mi := &file_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +889,7 @@ func (x *TimeoutNowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimeoutNowResponse.ProtoReflect.Descriptor instead.
 func (*TimeoutNowResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{9}
+	return file_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TimeoutNowResponse) GetHeader() *RPCHeader {
@@ -797,7 +917,7 @@ type InstallSnapshotRequest struct {
 
 func (x *InstallSnapshotRequest) Reset() {
 	*x = InstallSnapshotRequest{}
-	mi := &file_raft_proto_msgTypes[10]
+	mi := &file_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +929,7 @@ func (x *InstallSnapshotRequest) String() string {
 func (*InstallSnapshotRequest) ProtoMessage() {}
 
 func (x *InstallSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[10]
+	mi := &file_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +942,7 @@ func (x *InstallSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstallSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*InstallSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{10}
+	return file_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InstallSnapshotRequest) GetHeader() *RPCHeader {
@@ -905,7 +1025,7 @@ type InstallSnapshotChunk struct {
 
 func (x *InstallSnapshotChunk) Reset() {
 	*x = InstallSnapshotChunk{}
-	mi := &file_raft_proto_msgTypes[11]
+	mi := &file_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1037,7 @@ func (x *InstallSnapshotChunk) String() string {
 func (*InstallSnapshotChunk) ProtoMessage() {}
 
 func (x *InstallSnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[11]
+	mi := &file_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1050,7 @@ func (x *InstallSnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstallSnapshotChunk.ProtoReflect.Descriptor instead.
 func (*InstallSnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{11}
+	return file_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *InstallSnapshotChunk) GetRequest() *InstallSnapshotRequest {
@@ -958,7 +1078,7 @@ type InstallSnapshotResponse struct {
 
 func (x *InstallSnapshotResponse) Reset() {
 	*x = InstallSnapshotResponse{}
-	mi := &file_raft_proto_msgTypes[12]
+	mi := &file_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -970,7 +1090,7 @@ func (x *InstallSnapshotResponse) String() string {
 func (*InstallSnapshotResponse) ProtoMessage() {}
 
 func (x *InstallSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[12]
+	mi := &file_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -983,7 +1103,7 @@ func (x *InstallSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstallSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*InstallSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{12}
+	return file_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InstallSnapshotResponse) GetHeader() *RPCHeader {
@@ -1048,7 +1168,15 @@ const file_raft_proto_rawDesc = "" +
 	"\blast_log\x18\x03 \x01(\x04R\alastLog\x12\x18\n" +
 	"\asuccess\x18\x04 \x01(\bR\asuccess\x12(\n" +
 	"\x10no_retry_backoff\x18\x05 \x01(\bR\x0enoRetryBackoff\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\"\xf2\x01\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"`\n" +
+	"\x10HeartbeatRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
+	"\arequest\x18\x02 \x01(\v2\".ridgeline.v1.AppendEntriesRequestR\arequest\"\x92\x01\n" +
+	"\x11HeartbeatResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12?\n" +
+	"\bresponse\x18\x02 \x01(\v2#.ridgeline.v1.AppendEntriesResponseR\bresponse\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xf2\x01\n" +
 	"\x12RequestVoteRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.ridgeline.v1.RPCHeaderR\x06header\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x1c\n" +
@@ -1092,10 +1220,12 @@ const file_raft_proto_rawDesc = "" +
 	"\x17InstallSnapshotResponse\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.ridgeline.v1.RPCHeaderR\x06header\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x18\n" +
-	"\asuccess\x18\x03 \x01(\bR\asuccess2\xa8\x04\n" +
+	"\asuccess\x18\x03 \x01(\bR\asuccess2\xfb\x04\n" +
 	"\x04Raft\x12X\n" +
 	"\rAppendEntries\x12\".ridgeline.v1.AppendEntriesRequest\x1a#.ridgeline.v1.AppendEntriesResponse\x12d\n" +
-	"\x15AppendEntriesPipeline\x12\".ridgeline.v1.AppendEntriesRequest\x1a#.ridgeline.v1.AppendEntriesResponse(\x010\x01\x12R\n" +
+	"\x15AppendEntriesPipeline\x12\".ridgeline.v1.AppendEntriesRequest\x1a#.ridgeline.v1.AppendEntriesResponse(\x010\x01\x12Q\n" +
+	"\n" +
+	"Heartbeats\x12\x1e.ridgeline.v1.HeartbeatRequest\x1a\x1f.ridgeline.v1.HeartbeatResponse(\x010\x01\x12R\n" +
 	"\vRequestVote\x12 .ridgeline.v1.RequestVoteRequest\x1a!.ridgeline.v1.RequestVoteResponse\x12[\n" +
 	"\x0eRequestPreVote\x12#.ridgeline.v1.RequestPreVoteRequest\x1a$.ridgeline.v1.RequestPreVoteResponse\x12O\n" +
 	"\n" +
@@ -1115,54 +1245,60 @@ func file_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_raft_proto_goTypes = []any{
 	(RaftLog_Type)(0),               // 0: ridgeline.v1.RaftLog.Type
 	(*RPCHeader)(nil),               // 1: ridgeline.v1.RPCHeader
 	(*RaftLog)(nil),                 // 2: ridgeline.v1.RaftLog
 	(*AppendEntriesRequest)(nil),    // 3: ridgeline.v1.AppendEntriesRequest
 	(*AppendEntriesResponse)(nil),   // 4: ridgeline.v1.AppendEntriesResponse
-	(*RequestVoteRequest)(nil),      // 5: ridgeline.v1.RequestVoteRequest
-	(*RequestVoteResponse)(nil),     // 6: ridgeline.v1.RequestVoteResponse
-	(*RequestPreVoteRequest)(nil),   // 7: ridgeline.v1.RequestPreVoteRequest
-	(*RequestPreVoteResponse)(nil),  // 8: ridgeline.v1.RequestPreVoteResponse
-	(*TimeoutNowRequest)(nil),       // 9: ridgeline.v1.TimeoutNowRequest
-	(*TimeoutNowResponse)(nil),      // 10: ridgeline.v1.TimeoutNowResponse
-	(*InstallSnapshotRequest)(nil),  // 11: ridgeline.v1.InstallSnapshotRequest
-	(*InstallSnapshotChunk)(nil),    // 12: ridgeline.v1.InstallSnapshotChunk
-	(*InstallSnapshotResponse)(nil), // 13: ridgeline.v1.InstallSnapshotResponse
+	(*HeartbeatRequest)(nil),        // 5: ridgeline.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),       // 6: ridgeline.v1.HeartbeatResponse
+	(*RequestVoteRequest)(nil),      // 7: ridgeline.v1.RequestVoteRequest
+	(*RequestVoteResponse)(nil),     // 8: ridgeline.v1.RequestVoteResponse
+	(*RequestPreVoteRequest)(nil),   // 9: ridgeline.v1.RequestPreVoteRequest
+	(*RequestPreVoteResponse)(nil),  // 10: ridgeline.v1.RequestPreVoteResponse
+	(*TimeoutNowRequest)(nil),       // 11: ridgeline.v1.TimeoutNowRequest
+	(*TimeoutNowResponse)(nil),      // 12: ridgeline.v1.TimeoutNowResponse
+	(*InstallSnapshotRequest)(nil),  // 13: ridgeline.v1.InstallSnapshotRequest
+	(*InstallSnapshotChunk)(nil),    // 14: ridgeline.v1.InstallSnapshotChunk
+	(*InstallSnapshotResponse)(nil), // 15: ridgeline.v1.InstallSnapshotResponse
 }
 var file_raft_proto_depIdxs = []int32{
 	0,  // 0: ridgeline.v1.RaftLog.type:type_name -> ridgeline.v1.RaftLog.Type
 	1,  // 1: ridgeline.v1.AppendEntriesRequest.header:type_name -> ridgeline.v1.RPCHeader
 	2,  // 2: ridgeline.v1.AppendEntriesRequest.entries:type_name -> ridgeline.v1.RaftLog
 	1,  // 3: ridgeline.v1.AppendEntriesResponse.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 4: ridgeline.v1.RequestVoteRequest.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 5: ridgeline.v1.RequestVoteResponse.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 6: ridgeline.v1.RequestPreVoteRequest.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 7: ridgeline.v1.RequestPreVoteResponse.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 8: ridgeline.v1.TimeoutNowRequest.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 9: ridgeline.v1.TimeoutNowResponse.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 10: ridgeline.v1.InstallSnapshotRequest.header:type_name -> ridgeline.v1.RPCHeader
-	11, // 11: ridgeline.v1.InstallSnapshotChunk.request:type_name -> ridgeline.v1.InstallSnapshotRequest
-	1,  // 12: ridgeline.v1.InstallSnapshotResponse.header:type_name -> ridgeline.v1.RPCHeader
-	3,  // 13: ridgeline.v1.Raft.AppendEntries:input_type -> ridgeline.v1.AppendEntriesRequest
-	3,  // 14: ridgeline.v1.Raft.AppendEntriesPipeline:input_type -> ridgeline.v1.AppendEntriesRequest
-	5,  // 15: ridgeline.v1.Raft.RequestVote:input_type -> ridgeline.v1.RequestVoteRequest
-	7,  // 16: ridgeline.v1.Raft.RequestPreVote:input_type -> ridgeline.v1.RequestPreVoteRequest
-	9,  // 17: ridgeline.v1.Raft.TimeoutNow:input_type -> ridgeline.v1.TimeoutNowRequest
-	12, // 18: ridgeline.v1.Raft.InstallSnapshot:input_type -> ridgeline.v1.InstallSnapshotChunk
-	4,  // 19: ridgeline.v1.Raft.AppendEntries:output_type -> ridgeline.v1.AppendEntriesResponse
-	4,  // 20: ridgeline.v1.Raft.AppendEntriesPipeline:output_type -> ridgeline.v1.AppendEntriesResponse
-	6,  // 21: ridgeline.v1.Raft.RequestVote:output_type -> ridgeline.v1.RequestVoteResponse
-	8,  // 22: ridgeline.v1.Raft.RequestPreVote:output_type -> ridgeline.v1.RequestPreVoteResponse
-	10, // 23: ridgeline.v1.Raft.TimeoutNow:output_type -> ridgeline.v1.TimeoutNowResponse
-	13, // 24: ridgeline.v1.Raft.InstallSnapshot:output_type -> ridgeline.v1.InstallSnapshotResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	3,  // 4: ridgeline.v1.HeartbeatRequest.request:type_name -> ridgeline.v1.AppendEntriesRequest
+	4,  // 5: ridgeline.v1.HeartbeatResponse.response:type_name -> ridgeline.v1.AppendEntriesResponse
+	1,  // 6: ridgeline.v1.RequestVoteRequest.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 7: ridgeline.v1.RequestVoteResponse.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 8: ridgeline.v1.RequestPreVoteRequest.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 9: ridgeline.v1.RequestPreVoteResponse.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 10: ridgeline.v1.TimeoutNowRequest.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 11: ridgeline.v1.TimeoutNowResponse.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 12: ridgeline.v1.InstallSnapshotRequest.header:type_name -> ridgeline.v1.RPCHeader
+	13, // 13: ridgeline.v1.InstallSnapshotChunk.request:type_name -> ridgeline.v1.InstallSnapshotRequest
+	1,  // 14: ridgeline.v1.InstallSnapshotResponse.header:type_name -> ridgeline.v1.RPCHeader
+	3,  // 15: ridgeline.v1.Raft.AppendEntries:input_type -> ridgeline.v1.AppendEntriesRequest
+	3,  // 16: ridgeline.v1.Raft.AppendEntriesPipeline:input_type -> ridgeline.v1.AppendEntriesRequest
+	5,  // 17: ridgeline.v1.Raft.Heartbeats:input_type -> ridgeline.v1.HeartbeatRequest
+	7,  // 18: ridgeline.v1.Raft.RequestVote:input_type -> ridgeline.v1.RequestVoteRequest
+	9,  // 19: ridgeline.v1.Raft.RequestPreVote:input_type -> ridgeline.v1.RequestPreVoteRequest
+	11, // 20: ridgeline.v1.Raft.TimeoutNow:input_type -> ridgeline.v1.TimeoutNowRequest
+	14, // 21: ridgeline.v1.Raft.InstallSnapshot:input_type -> ridgeline.v1.InstallSnapshotChunk
+	4,  // 22: ridgeline.v1.Raft.AppendEntries:output_type -> ridgeline.v1.AppendEntriesResponse
+	4,  // 23: ridgeline.v1.Raft.AppendEntriesPipeline:output_type -> ridgeline.v1.AppendEntriesResponse
+	6,  // 24: ridgeline.v1.Raft.Heartbeats:output_type -> ridgeline.v1.HeartbeatResponse
+	8,  // 25: ridgeline.v1.Raft.RequestVote:output_type -> ridgeline.v1.RequestVoteResponse
+	10, // 26: ridgeline.v1.Raft.RequestPreVote:output_type -> ridgeline.v1.RequestPreVoteResponse
+	12, // 27: ridgeline.v1.Raft.TimeoutNow:output_type -> ridgeline.v1.TimeoutNowResponse
+	15, // 28: ridgeline.v1.Raft.InstallSnapshot:output_type -> ridgeline.v1.InstallSnapshotResponse
+	22, // [22:29] is the sub-list for method output_type
+	15, // [15:22] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_raft_proto_init() }
@@ -1176,7 +1312,7 @@ func file_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raft_proto_rawDesc), len(file_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

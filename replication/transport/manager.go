@@ -46,10 +46,11 @@ type Manager struct {
 	recvSem  *semaphore.Weighted
 	stats    counters
 
-	mu       sync.RWMutex
-	closed   bool
-	replicas map[raft.ServerID]*Transport
-	conns    map[raft.ServerAddress]*peerConn
+	mu         sync.RWMutex
+	closed     bool
+	replicas   map[raft.ServerID]*Transport
+	conns      map[raft.ServerAddress]*peerConn
+	heartbeats map[raft.ServerAddress]*heartbeatMux
 }
 
 type peerConn struct {
@@ -66,13 +67,14 @@ func New(cfg Config) (*Manager, error) {
 	}
 	bindIP, _ := parseLocalAddr(cfg.LocalAddr)
 	m := &Manager{
-		cfg:      cfg,
-		log:      cfg.Logger.With("component", "raft-transport", "addr", cfg.LocalAddr),
-		bindIP:   bindIP,
-		sendSem:  semaphore.NewWeighted(int64(cfg.MaxSnapshotSends)),
-		recvSem:  semaphore.NewWeighted(int64(cfg.MaxSnapshotReceives)),
-		replicas: make(map[raft.ServerID]*Transport),
-		conns:    make(map[raft.ServerAddress]*peerConn),
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "raft-transport", "addr", cfg.LocalAddr),
+		bindIP:     bindIP,
+		sendSem:    semaphore.NewWeighted(int64(cfg.MaxSnapshotSends)),
+		recvSem:    semaphore.NewWeighted(int64(cfg.MaxSnapshotReceives)),
+		replicas:   make(map[raft.ServerID]*Transport),
+		conns:      make(map[raft.ServerAddress]*peerConn),
+		heartbeats: make(map[raft.ServerAddress]*heartbeatMux),
 	}
 	if bindIP == nil {
 		m.log.Info("LocalAddr is not an IP literal; outgoing raft connections are not source-bound")
@@ -164,12 +166,15 @@ func (m *Manager) Close() error {
 	for _, t := range m.replicas {
 		replicas = append(replicas, t)
 	}
-	conns := m.conns
-	m.conns = nil
+	conns, heartbeats := m.conns, m.heartbeats
+	m.conns, m.heartbeats = nil, nil
 	m.mu.Unlock()
 
 	for _, t := range replicas {
 		_ = t.Close()
+	}
+	for _, h := range heartbeats {
+		h.close()
 	}
 	var errs []error
 	for addr, c := range conns {
@@ -184,8 +189,10 @@ func (m *Manager) Close() error {
 // incoming requests handled by this node's Raft service.
 type Stats struct {
 	Conns                 int    // open peer connections
-	AppendEntries         uint64 // unary AppendEntries served, heartbeats included
+	AppendEntries         uint64 // unary AppendEntries served
 	Heartbeats            uint64 // AppendEntries served via the heartbeat fast path
+	HeartbeatStreams      uint64 // Heartbeats streams accepted
+	StreamedHeartbeats    uint64 // heartbeats received on Heartbeats streams
 	PipelineStreams       uint64 // AppendEntriesPipeline streams accepted
 	PipelineAppends       uint64 // AppendEntries requests served on pipeline streams
 	RequestVotes          uint64
@@ -199,6 +206,7 @@ type Stats struct {
 
 type counters struct {
 	appendEntries, heartbeats, pipelineStreams, pipelineAppends atomic.Uint64
+	heartbeatStreams, streamedHeartbeats                        atomic.Uint64
 	requestVotes, requestPreVotes, timeoutNows                  atomic.Uint64
 	snapshotsReceived, snapshotsSent                            atomic.Uint64
 	snapshotBytesSent, snapshotBytesReceived                    atomic.Uint64
@@ -214,6 +222,8 @@ func (m *Manager) Stats() Stats {
 		Conns:                 conns,
 		AppendEntries:         c.appendEntries.Load(),
 		Heartbeats:            c.heartbeats.Load(),
+		HeartbeatStreams:      c.heartbeatStreams.Load(),
+		StreamedHeartbeats:    c.streamedHeartbeats.Load(),
 		PipelineStreams:       c.pipelineStreams.Load(),
 		PipelineAppends:       c.pipelineAppends.Load(),
 		RequestVotes:          c.requestVotes.Load(),

@@ -100,6 +100,7 @@ func (t *Transport) client(target raft.ServerAddress) (kvpb.RaftClient, error) {
 }
 
 // AppendEntries sends one AppendEntries RPC and waits for the answer.
+// Heartbeats travel on the peer's shared Heartbeats stream.
 func (t *Transport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	c, err := t.client(target)
 	if err != nil {
@@ -107,7 +108,15 @@ func (t *Transport) AppendEntries(id raft.ServerID, target raft.ServerAddress, a
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), t.m.appendTimeout(args.Entries))
 	defer cancel()
-	out, err := c.AppendEntries(ctx, appendEntriesRequestToProto(id, args))
+	var out *kvpb.AppendEntriesResponse
+	if isHeartbeat(args) {
+		var h *heartbeatMux
+		if h, err = t.m.heartbeatMux(target); err == nil {
+			out, err = h.call(ctx, appendEntriesRequestToProto(id, args))
+		}
+	} else {
+		out, err = c.AppendEntries(ctx, appendEntriesRequestToProto(id, args))
+	}
 	if err != nil {
 		return fromStatus(err, "AppendEntries", id, target)
 	}
