@@ -16,11 +16,12 @@
 //
 // Invariants: nothing reaches raft without passing validation; a write is
 // acknowledged only after its entry is committed (in the raft log of a
-// majority) and applied (data and applied index in one bbolt transaction; the
-// answer does not wait for that transaction's fsync, and a replica that
-// crashes before it replays the entry from its log); the applied index that
-// reads wait for moves only once the transaction is committed; a
-// linearizable read is served only by a
+// majority) and applied to the state store, where readers see it at once; the
+// state store writes applies to disk (data and applied index in one bbolt
+// transaction) every flush interval, and a replica that crashes before
+// replays the entries after its durable applied index from its log; a
+// snapshot is taken only of durable state; a linearizable read is served
+// only by a
 // leader whose leadership has been confirmed after the read arrived, from state
 // at least as new as the commit index observed then; any storage error stops
 // the node.

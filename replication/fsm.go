@@ -52,14 +52,10 @@ type shardFSM struct {
 	opts  fsmOptions
 	log   *slog.Logger
 
-	// applied is the index of the last entry applied to the store and
-	// committed there (visible to readers); once the store failed it also
-	// holds that error and the FSM refuses all work.
+	// applied is the index of the last entry applied to the store (visible
+	// to readers); once the store failed it also holds that error and the
+	// FSM refuses all work.
 	applied appliedIndex
-	// executed is the index of the last entry ApplyBatch has run, whose
-	// results raft has been given; applied catches up with it once the
-	// batch commits.
-	executed atomic.Uint64
 	// configIndex is the index of the newest configuration entry applied
 	// (0 = none seen since start, e.g. it came in a snapshot): the prevIndex
 	// that guards the next configuration change.
@@ -67,10 +63,6 @@ type shardFSM struct {
 }
 
 var _ raft.BatchingFSM = (*shardFSM)(nil)
-
-// snapshotFlushTimeout bounds how long Snapshot waits for the last applied
-// batch to commit (normally one group commit, a few milliseconds).
-const snapshotFlushTimeout = 30 * time.Second
 
 // newShardFSM returns the state machine of the shard held by store, with its
 // applied index loaded from the store.
@@ -90,7 +82,6 @@ func newShardFSM(store *storage.ShardStore, opts fsmOptions) (*shardFSM, error) 
 		return nil, fmt.Errorf("replication: shard %d: load applied index: %w", opts.Shard, err)
 	}
 	f.applied.store(idx)
-	f.executed.Store(idx)
 	return f, nil
 }
 
@@ -156,24 +147,13 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		return tx.SetApplied(last)
 	}
-	wrap := func(err error) error {
-		return fmt.Errorf("replication: shard %d: apply entries %d..%d: %w",
+	// The batch's writes are visible to readers when Apply returns and
+	// durable with the state store's next flush: raft's log holds these
+	// entries on a majority and replays them after a crash, from the
+	// applied index that was durable.
+	if err := f.store.Apply(apply); err != nil {
+		err = fmt.Errorf("replication: shard %d: apply entries %d..%d: %w",
 			f.opts.Shard, logs[0].Index, logs[len(logs)-1].Index, err)
-	}
-	// The results are final once the batch has run: raft's log holds these
-	// entries on a majority, so the answers need not wait for the state
-	// store's fsync. Readers wait for the applied index, which moves only
-	// once the batch is committed and visible to them.
-	err := f.store.UpdateAsync(apply, func(err error) {
-		switch {
-		case err != nil:
-			go f.fail(wrap(err)) // off the committer goroutine: OnFatal stops the replica
-		case applied > 0:
-			f.advance(last)
-		}
-	})
-	if err != nil {
-		err = wrap(err)
 		f.fail(err)
 		for i := range results {
 			results[i] = err
@@ -181,7 +161,7 @@ func (f *shardFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		return results
 	}
 	if applied > 0 {
-		f.executed.Store(last)
+		f.advance(last)
 		if f.opts.OnApplyBatch != nil {
 			f.opts.OnApplyBatch(applied)
 		}
@@ -459,13 +439,8 @@ func applyTxn(tx *storage.Tx, req *kvpb.TxnRequest, index uint64) (*kvpb.Command
 // Snapshot captures the shard's state in a storage read transaction; the
 // expensive streaming happens in Persist, concurrently with Apply.
 func (f *shardFSM) Snapshot() (raft.FSMSnapshot, error) {
-	// raft labels the snapshot with the last index ApplyBatch returned: the
-	// read transaction must see that batch committed.
-	ctx, cancel := context.WithTimeout(context.Background(), snapshotFlushTimeout)
-	defer cancel()
-	if err := f.flush(ctx); err != nil {
-		return nil, fmt.Errorf("replication: shard %d: snapshot: %w", f.opts.Shard, err)
-	}
+	// The store flushes first: raft compacts its log up to the snapshot's
+	// index, so that index must be durable in the state store.
 	s, err := f.store.Snapshot()
 	if err != nil {
 		return nil, fmt.Errorf("replication: shard %d: snapshot: %w", f.opts.Shard, err)
@@ -482,7 +457,6 @@ func (f *shardFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("replication: shard %d: restore snapshot: %w", f.opts.Shard, err)
 	}
 	f.log.Info("restored snapshot", "index", idx)
-	f.executed.Store(idx)
 	f.applied.advance(idx)
 	return nil
 }
@@ -506,16 +480,6 @@ func (s *fsmSnapshot) Release() { s.once.Do(s.snap.Release) }
 
 // advance publishes a new applied index and wakes the waiters it satisfies.
 func (f *shardFSM) advance(index uint64) { f.applied.advance(index) }
-
-// flush waits until every batch ApplyBatch has returned is committed and
-// visible to readers.
-func (f *shardFSM) flush(ctx context.Context) error {
-	idx := f.executed.Load()
-	if err := f.applied.wait(ctx, idx); err != nil {
-		return fmt.Errorf("wait for applied index %d to commit: %w", idx, err)
-	}
-	return nil
-}
 
 // WaitApplied blocks until the applied index is at least index, ctx is done
 // (returning ctx's error) or the state store failed (returning that error).

@@ -142,21 +142,9 @@ func errRes(substr string) *kvpb.CommandResult {
 	return &kvpb.CommandResult{Result: &kvpb.CommandResult_Error{Error: substr}}
 }
 
-// flush waits until what f has applied is committed and visible: ApplyBatch
-// returns before its batch commits.
-func flush(t testing.TB, f *shardFSM) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := f.flush(ctx); err != nil {
-		t.Fatalf("flush: %v", err)
-	}
-}
-
 // getValue reads key from the FSM's store.
 func getValue(t testing.TB, f *shardFSM, key string) (storage.Value, bool) {
 	t.Helper()
-	flush(t, f)
 	var v storage.Value
 	var ok bool
 	err := f.View(func(tx *storage.Tx) error {
@@ -328,7 +316,6 @@ func TestShardFSM_Apply(t *testing.T) {
 					t.Errorf("key %q = %q@%d (found %v), want %q@%d", k, v.Data, v.Version, ok, want.value, want.version)
 				}
 			}
-			flush(t, f)
 			n := uint64(len(tt.cmds))
 			if got := f.AppliedIndex(); got != n {
 				t.Errorf("AppliedIndex() = %d, want %d", got, n)
@@ -375,7 +362,6 @@ func TestShardFSM_ApplyBatch_NonCommandEntries(t *testing.T) {
 	if err, ok := res[3].(error); !ok || !errors.Is(err, errCorruptEntry) {
 		t.Errorf("garbage entry result = %v, want error wrapping errCorruptEntry", res[3])
 	}
-	flush(t, f)
 	if got := f.AppliedIndex(); got != 4 {
 		t.Errorf("AppliedIndex() = %d, want 4", got)
 	}
@@ -455,11 +441,9 @@ func logsOf(t testing.TB, cmds []*kvpb.Command) []*raft.Log {
 	return logs
 }
 
-// applyInBatches applies logs in random-sized batches, waits for them to
-// commit, and returns the results in order.
-func applyInBatches(t testing.TB, f *shardFSM, logs []*raft.Log, r *rand.Rand) []interface{} {
-	t.Helper()
-	defer flush(t, f)
+// applyInBatches applies logs in random-sized batches and returns the
+// results in order.
+func applyInBatches(f *shardFSM, logs []*raft.Log, r *rand.Rand) []interface{} {
 	var out []interface{}
 	for len(logs) > 0 {
 		n := min(len(logs), 1+r.IntN(16))
@@ -492,8 +476,8 @@ func TestShardFSM_Determinism(t *testing.T) {
 	opts := fsmOptions{SessionTTL: 5 * time.Minute}
 	f1, s1 := newTestFSM(t, opts)
 	f2, s2 := newTestFSM(t, opts)
-	res1 := applyInBatches(t, f1, logs, rand.New(rand.NewPCG(seed, 2)))
-	res2 := applyInBatches(t, f2, logs, rand.New(rand.NewPCG(seed, 3)))
+	res1 := applyInBatches(f1, logs, rand.New(rand.NewPCG(seed, 2)))
+	res2 := applyInBatches(f2, logs, rand.New(rand.NewPCG(seed, 3)))
 	for i := range res1 {
 		if !sameResult(res1[i], res2[i]) {
 			t.Errorf("entry %d: results differ: %v vs %v (seed %d)", i+1, res1[i], res2[i], seed)
@@ -518,13 +502,13 @@ func TestShardFSM_Replay(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	s := openTestShard(t, path)
 	f := newFSMOn(t, s, fsmOptions{})
-	applyInBatches(t, f, logs, r)
+	applyInBatches(f, logs, r)
 	a0, sum0, k0 := checksum(t, s.store)
 
 	check := func(what string, f *shardFSM, s *testShard) {
 		t.Helper()
 		// Replay everything, and a tail overlapping new entries' boundary.
-		res := applyInBatches(t, f, logs, r)
+		res := applyInBatches(f, logs, r)
 		for i, x := range res {
 			if x != nil {
 				t.Fatalf("%s: replayed entry %d returned %v, want nil (seed %d)", what, i+1, x, seed)
@@ -579,14 +563,14 @@ func TestShardFSM_SnapshotRestore(t *testing.T) {
 	logs := logsOf(t, randomCommands(r, 200))
 
 	src, ss := newTestFSM(t, fsmOptions{})
-	applyInBatches(t, src, logs[:150], r)
+	applyInBatches(src, logs[:150], r)
 	snap, err := src.Snapshot()
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
 	a0, sum0, k0 := checksum(t, ss.store)
 	// Applies after Snapshot must not leak into it.
-	applyInBatches(t, src, logs[150:], r)
+	applyInBatches(src, logs[150:], r)
 
 	var sink memSink
 	if err := snap.Persist(&sink); err != nil {
@@ -618,7 +602,7 @@ func TestShardFSM_SnapshotRestore(t *testing.T) {
 	}
 	// Applying the rest on the restored replica converges with the source,
 	// sessions included.
-	res := applyInBatches(t, dst, logs, r)
+	res := applyInBatches(dst, logs, r)
 	for i, x := range res[:150] {
 		if x != nil {
 			t.Fatalf("entry %d at or below the snapshot returned %v, want nil", i+1, x)
@@ -633,7 +617,6 @@ func TestShardFSM_SnapshotRestore(t *testing.T) {
 func TestShardFSM_RestoreBadStream(t *testing.T) {
 	f, s := newTestFSM(t, fsmOptions{})
 	f.Apply(commandLog(t, 1, putCmd("a", "1")))
-	flush(t, f)
 	a0, sum0, _ := checksum(t, s.store)
 	if err := f.Restore(io.NopCloser(bytes.NewReader([]byte("garbage")))); err == nil {
 		t.Fatal("Restore(garbage) succeeded, want error")
@@ -700,7 +683,6 @@ func TestShardFSM_StorageFailureIsFatal(t *testing.T) {
 	var fatal []error
 	f, s := newTestFSM(t, fsmOptions{OnFatal: func(err error) { fatal = append(fatal, err) }})
 	f.Apply(commandLog(t, 1, putCmd("a", "1")))
-	flush(t, f)
 
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- f.WaitApplied(context.Background(), 10) }()

@@ -124,7 +124,6 @@ func TestSession_Superseded(t *testing.T) {
 	if !proto.Equal(third.(*kvpb.CommandResult), again.(*kvpb.CommandResult)) {
 		t.Errorf("retry of seq 3 = %v, want %v", again, third)
 	}
-	flush(t, f)
 	if got := f.AppliedIndex(); got != 4 {
 		t.Errorf("AppliedIndex() = %d, want 4", got)
 	}

@@ -32,14 +32,6 @@ type request struct {
 	entries int
 	// solo requests run in a transaction of their own.
 	solo bool
-	// committed, if set, makes the request asynchronous (doAsync): its
-	// caller is woken on executed once apply has run in a transaction that
-	// will not be re-run, before the commit, and committed is called with
-	// the commit's outcome afterwards. Asynchronous requests are not pooled:
-	// the committer holds them after their caller has gone.
-	committed func(err error)
-	executed  chan error
-	signaled  bool // the caller was woken before the commit
 
 	err  error
 	done chan struct{}
@@ -64,9 +56,6 @@ type committer struct {
 	rerun bool
 	// linger is how long a commit under load waits for more requests.
 	linger time.Duration
-	// beforeCommit, if set, runs between a batch's applies and its commit
-	// (tests use it to observe that window).
-	beforeCommit func()
 
 	mu     sync.RWMutex // held shared while enqueueing, exclusively by close
 	closed bool
@@ -103,44 +92,15 @@ func (c *committer) putRequest(r *request) {
 // do submits r and blocks until it has been committed (or failed). It is
 // safe for concurrent use.
 func (c *committer) do(r *request) error {
-	if err := c.enqueue(r); err != nil {
-		return err
-	}
-	<-r.done
-	return r.err
-}
-
-// enqueue hands r to the committer goroutine, or fails once closed.
-func (c *committer) enqueue(r *request) error {
 	c.mu.RLock()
-	defer c.mu.RUnlock()
 	if c.closed {
+		c.mu.RUnlock()
 		return ErrClosed
 	}
 	c.reqs <- r
-	return nil
-}
-
-// doAsync submits an asynchronous request (r.committed and r.executed set)
-// and blocks until its apply has run in a transaction that will not be
-// re-run, returning its error; r.committed then follows the commit.
-func (c *committer) doAsync(r *request) error {
-	if err := c.enqueue(r); err != nil {
-		return err
-	}
-	return <-r.executed
-}
-
-// wake tells r's caller the request is over: for an asynchronous request
-// that was not already woken before its commit, with its error.
-func wake(r *request) {
-	if r.committed == nil {
-		r.done <- struct{}{}
-		return
-	}
-	if !r.signaled {
-		r.executed <- r.err
-	}
+	c.mu.RUnlock()
+	<-r.done
+	return r.err
 }
 
 // close stops the committer after the batch in flight; queued requests fail
@@ -169,7 +129,7 @@ func (c *committer) run() {
 		case <-c.stop:
 			if held != nil {
 				held.err = ErrClosed
-				wake(held)
+				held.done <- struct{}{}
 			}
 			c.drain()
 			return
@@ -249,7 +209,7 @@ func (c *committer) drain() {
 		select {
 		case r := <-c.reqs:
 			r.err = ErrClosed
-			wake(r)
+			r.done <- struct{}{}
 		default:
 			return
 		}
@@ -285,12 +245,6 @@ func (c *committer) commit(batch []*request) {
 	if err != nil {
 		c.logger.Error("storage: commit failed; the node must stop", "err", err, "requests", len(live))
 		for _, r := range live {
-			if r.signaled {
-				if r.err == nil {
-					r.committed(err)
-				}
-				continue
-			}
 			r.err = err
 		}
 	} else if len(live) > 0 {
@@ -299,9 +253,6 @@ func (c *committer) commit(batch []*request) {
 			if r.after != nil && r.err == nil {
 				r.after()
 			}
-			if r.signaled && r.err == nil {
-				r.committed(nil)
-			}
 			entries += r.entries
 		}
 		if c.onCommit != nil {
@@ -309,7 +260,7 @@ func (c *committer) commit(batch []*request) {
 		}
 	}
 	for _, r := range batch {
-		wake(r)
+		r.done <- struct{}{}
 	}
 }
 
@@ -335,17 +286,6 @@ func (c *committer) try(reqs []*request) (failed int, dur time.Duration, err err
 		_ = tx.Rollback()
 		r.err = aerr
 		return i, 0, nil
-	}
-	// Every apply has run and none will run again: asynchronous callers
-	// have their answers now.
-	for _, r := range reqs {
-		if r.committed != nil {
-			r.signaled = true
-			r.executed <- r.err
-		}
-	}
-	if c.beforeCommit != nil {
-		c.beforeCommit()
 	}
 	start := time.Now()
 	if err := tx.Commit(); err != nil {

@@ -38,14 +38,16 @@ func holdCommitter(t *testing.T, c *committer) (wait func(n int), release func()
 	return wait, func() { close(gate) }
 }
 
-// TestShardStore_UpdateUndoInSharedBatch: two updates of the same shard in
-// one group commit; the second fails after overwriting and deleting keys the
-// first wrote, and its undo must restore exactly the first's writes.
-func TestShardStore_UpdateUndoInSharedBatch(t *testing.T) {
+// TestShardStore_UpdatesShareAFlush: Updates of two shards, issued while
+// the committer is busy, become durable in one shared commit; a failing
+// Update in between publishes nothing, even what it wrote over the first's
+// keys.
+func TestShardStore_UpdatesShareAFlush(t *testing.T) {
 	var commits, txns int
 	var mu sync.Mutex
 	d, err := OpenStateDB(filepath.Join(t.TempDir(), "state.db"), StateDBOptions{
-		OnCommit: func(n int, _ time.Duration) { mu.Lock(); commits++; txns += n; mu.Unlock() },
+		OnCommit:      func(n int, _ time.Duration) { mu.Lock(); commits++; txns += n; mu.Unlock() },
+		FlushInterval: time.Hour, // flushes happen on demand only
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -65,22 +67,23 @@ func TestShardStore_UpdateUndoInSharedBatch(t *testing.T) {
 			return tx.SetApplied(1)
 		})
 	})
-	wait(1)
-	wg.Go(func() {
-		errs[1] = s.Update(func(tx *Tx) error {
-			_ = tx.Put([]byte("k1"), []byte("second"), 2)
-			_, _ = tx.Delete([]byte("k2"))
-			_ = tx.Put([]byte("k3"), []byte("second"), 2)
-			_ = tx.SysDelete([]byte("sess"))
-			_ = tx.SetApplied(2)
-			return errors.New("second fails")
-		})
+	wait(1) // the flush request waits behind the held commit
+	errs[1] = s.Update(func(tx *Tx) error {
+		_ = tx.Put([]byte("k1"), []byte("second"), 2)
+		_, _ = tx.Delete([]byte("k2"))
+		_ = tx.Put([]byte("k3"), []byte("second"), 2)
+		_ = tx.SysDelete([]byte("sess"))
+		_ = tx.SetApplied(2)
+		return errors.New("second fails")
 	})
-	wait(2)
 	wg.Go(func() {
 		errs[2] = other.Update(func(tx *Tx) error { return tx.Put([]byte("x"), []byte("other"), 7) })
 	})
-	wait(3)
+	waitFor(t, func() bool {
+		ok := false
+		_ = other.View(func(tx *Tx) error { _, ok = tx.Get([]byte("x")); return nil })
+		return ok
+	})
 	mu.Lock()
 	commits, txns = 0, 0
 	mu.Unlock()
@@ -91,23 +94,46 @@ func TestShardStore_UpdateUndoInSharedBatch(t *testing.T) {
 		t.Fatalf("Update errors = %v; want nil, error, nil", errs)
 	}
 	mu.Lock()
-	// The holder's commit plus one shared commit for the three updates.
-	if commits != 2 || txns != 4 {
-		t.Errorf("commits, requests = %d, %d; want 2, 4", commits, txns)
+	// The holder's commit plus one flush for both shards.
+	if commits != 2 || txns != 2 {
+		t.Errorf("commits, requests = %d, %d; want 2, 2", commits, txns)
 	}
 	mu.Unlock()
-	err = s.View(func(tx *Tx) error {
-		v1, _ := tx.Get([]byte("k1"))
-		v2, ok2 := tx.Get([]byte("k2"))
-		_, ok3 := tx.Get([]byte("k3"))
-		if string(v1.Data) != "first" || !ok2 || string(v2.Data) != "first" || ok3 ||
-			string(tx.SysGet([]byte("sess"))) != "first" || tx.Applied() != 1 || tx.Keys() != 2 {
-			t.Errorf("k1=%q k2=%q,%v k3 %v sess=%q applied=%d keys=%d; want first, first, no k3, first, 1, 2",
-				v1.Data, v2.Data, ok2, ok3, tx.SysGet([]byte("sess")), tx.Applied(), tx.Keys())
+	check := func(s *ShardStore) {
+		t.Helper()
+		err := s.View(func(tx *Tx) error {
+			v1, _ := tx.Get([]byte("k1"))
+			v2, ok2 := tx.Get([]byte("k2"))
+			_, ok3 := tx.Get([]byte("k3"))
+			if string(v1.Data) != "first" || !ok2 || string(v2.Data) != "first" || ok3 ||
+				string(tx.SysGet([]byte("sess"))) != "first" || tx.Applied() != 1 || tx.Keys() != 2 {
+				t.Errorf("k1=%q k2=%q,%v k3 %v sess=%q applied=%d keys=%d; want first, first, no k3, first, 1, 2",
+					v1.Data, v2.Data, ok2, ok3, tx.SysGet([]byte("sess")), tx.Applied(), tx.Keys())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	check(s)
+	// Durable: a crash now (nothing flushed at close) keeps all of it.
+	path := d.db.Path()
+	crash(t, d)
+	d2, err := OpenStateDB(path, StateDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	s2, _ := d2.Shard("a")
+	check(s2)
+	o2, _ := d2.Shard("b")
+	if err := o2.View(func(tx *Tx) error {
+		if v, ok := tx.Get([]byte("x")); !ok || string(v.Data) != "other" {
+			t.Errorf("shard b after crash: x = %q, %v; want other", v.Data, ok)
 		}
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -223,13 +249,19 @@ func TestCommitter_LingerUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	s, _ := d.Shard("a")
 	put := func(k string) error {
-		return s.Update(func(tx *Tx) error { return tx.Put([]byte(k), []byte("v"), 1) })
+		r := &request{done: make(chan struct{}, 1), apply: func(tx *bolt.Tx) error {
+			b, err := tx.CreateBucketIfNotExists([]byte("t"))
+			if err != nil {
+				return err
+			}
+			return b.Put([]byte(k), []byte("v"))
+		}}
+		return d.c.do(r)
 	}
 
 	mu.Lock()
-	base := len(perCommit) // Shard("a") committed its bucket
+	base := len(perCommit)
 	mu.Unlock()
 
 	// Load: two requests queued behind a held commit form a batch of two.
@@ -276,89 +308,5 @@ func TestCommitter_LingerUnderLoad(t *testing.T) {
 	defer mu.Unlock()
 	if got := perCommit[base:]; len(got) != 3 || got[2] != 2 {
 		t.Fatalf("commits carried %v requests; want the lone request and the late one to share the third commit ([1 2 2])", got)
-	}
-}
-
-// TestShardStore_UpdateAsync: UpdateAsync answers once its function has run,
-// before the commit; readers see the writes only once committed reports
-// success, and later updates see them. A failing function and a closed store
-// are reported by UpdateAsync, and committed is then never called.
-func TestShardStore_UpdateAsync(t *testing.T) {
-	d, err := OpenStateDB(filepath.Join(t.TempDir(), "state.db"), StateDBOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := d.Shard("a")
-	get := func() (string, uint64) {
-		t.Helper()
-		var data string
-		var applied uint64
-		if err := s.View(func(tx *Tx) error {
-			v, _ := tx.Get([]byte("k"))
-			data, applied = string(v.Data), tx.Applied()
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return data, applied
-	}
-
-	atCommit, proceed := make(chan struct{}), make(chan struct{})
-	d.c.beforeCommit = func() { atCommit <- struct{}{}; <-proceed }
-	committed := make(chan error, 1)
-	answered := make(chan error, 1)
-	go func() {
-		answered <- s.UpdateAsync(func(tx *Tx) error {
-			if err := tx.Put([]byte("k"), []byte("async"), 1); err != nil {
-				return err
-			}
-			return tx.SetApplied(1)
-		}, func(err error) { committed <- err })
-	}()
-	<-atCommit // the batch has run; its commit waits for proceed
-	if err := <-answered; err != nil {
-		t.Fatalf("UpdateAsync = %v", err)
-	}
-	if v, applied := get(); v != "" || applied != 0 {
-		t.Errorf("before the commit a reader sees k=%q applied=%d; want nothing", v, applied)
-	}
-	select {
-	case err := <-committed:
-		t.Fatalf("committed(%v) called before the commit", err)
-	default:
-	}
-	d.c.beforeCommit = nil
-	close(proceed)
-	if err := <-committed; err != nil {
-		t.Fatalf("committed(%v); want nil", err)
-	}
-	if v, applied := get(); v != "async" || applied != 1 {
-		t.Errorf("after the commit: k=%q applied=%d; want async, 1", v, applied)
-	}
-	var seen string
-	if err := s.Update(func(tx *Tx) error {
-		v, _ := tx.Get([]byte("k"))
-		seen = string(v.Data)
-		return nil
-	}); err != nil || seen != "async" {
-		t.Errorf("later Update: err %v, saw %q; want the async write", err, seen)
-	}
-
-	never := func(err error) { t.Errorf("committed(%v) called for a request that was refused", err) }
-	boom := errors.New("boom")
-	if err := s.UpdateAsync(func(tx *Tx) error {
-		_ = tx.Put([]byte("k"), []byte("undone"), 2)
-		return boom
-	}, never); !errors.Is(err, boom) {
-		t.Errorf("failing UpdateAsync = %v; want boom", err)
-	}
-	if v, _ := get(); v != "async" {
-		t.Errorf("after a failed UpdateAsync k=%q; want async", v)
-	}
-	if err := d.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.UpdateAsync(func(tx *Tx) error { return nil }, never); !errors.Is(err, ErrClosed) {
-		t.Errorf("UpdateAsync after Close = %v; want ErrClosed", err)
 	}
 }

@@ -22,6 +22,9 @@ type Options struct {
 	// the store is under load (the previous commit carried more than one
 	// request). 0 disables lingering.
 	GroupCommitLinger time.Duration
+	// FlushInterval is how often the applies of every shard (ShardStore.Apply)
+	// are written from memory to the file; 0 means DefaultFlushInterval.
+	FlushInterval time.Duration
 }
 
 // DB is a node's one bbolt file holding both the raft logs of all its groups
@@ -56,12 +59,13 @@ func Open(path string, opts Options) (*DB, error) {
 	// anyone's function twice (see StateDB).
 	c.rerun = false
 	c.linger = opts.GroupCommitLinger
+	state := &StateDB{db: db, dir: filepath.Dir(path), logger: logger, c: c, shards: make(map[string]*ShardStore),
+		shared: true}
+	state.fl = newFlusher(state, opts.FlushInterval)
 	return &DB{
-		c: c,
-		logs: &LogDB{db: db, logger: logger, c: c, groups: make(map[string]*LogStore),
-			shared: true},
-		state: &StateDB{db: db, dir: filepath.Dir(path), logger: logger, c: c, shards: make(map[string]*ShardStore),
-			shared: true},
+		c:     c,
+		logs:  &LogDB{db: db, logger: logger, c: c, groups: make(map[string]*LogStore), shared: true},
+		state: state,
 	}, nil
 }
 
@@ -71,10 +75,13 @@ func (d *DB) Logs() *LogDB { return d.logs }
 // State returns the state store of every shard on the node.
 func (d *DB) State() *StateDB { return d.state }
 
-// Close stops the committer (requests not yet committed fail with ErrClosed)
-// and closes the file, after every Snapshot has been released. Idempotent.
+// Close flushes the applies held in memory, stops the committer (requests
+// not yet committed fail with ErrClosed) and closes the file, after every Snapshot has been released. Idempotent.
 func (d *DB) Close() error {
 	d.closeOnce.Do(func() {
+		if err := d.state.fl.close(); err != nil {
+			d.state.logger.Error("storage: final flush failed; raft replays the applies it held", "err", err)
+		}
 		d.c.close()
 		if err := d.state.db.Close(); err != nil {
 			d.closeErr = fmt.Errorf("storage: close: %w", err)

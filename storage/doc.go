@@ -6,19 +6,26 @@
 // Invariants:
 //
 //   - Every write is durable (fsynced) before the call returns. NoSync is never
-//     used. The one exception is ShardStore.UpdateAsync, for writes durable
-//     elsewhere (raft applies): it returns once its function has run and
-//     reports the commit to a callback; readers see its writes only then.
+//     used. The one exception is ShardStore.Apply, for writes durable
+//     elsewhere (raft applies, held by a majority's raft log): its writes are
+//     visible to readers at once, held in memory as immutable layers over
+//     the bbolt buckets, and written to bbolt by the StateDB's flusher every
+//     FlushInterval (100 ms), before a Snapshot or Restore, on Flush and on
+//     Close, data and applied index in one transaction. A crash loses the
+//     applies since the last flush, and raft replays them.
+//   - Readers (View, Snapshot) see a consistent point in time: the layers and
+//     the bbolt read transaction under them are captured together.
 //   - Writes are group-committed: concurrent writes from different raft groups
 //     (LogDB) or different shards (StateDB) are coalesced by one committer
 //     goroutine per file into a single bbolt transaction and a single fsync.
 //     There is no artificial delay: a request that arrives while a commit is in
 //     flight joins the next one, up to a cap on the batch size.
 //   - A request that fails never affects the other requests of its group
-//     commit. ShardStore.Update functions are called exactly once; a failing
-//     function's writes are undone inside the shared transaction.
+//     commit. Apply and Update functions are called exactly once; a failing
+//     function publishes nothing.
 //   - A commit (write or fsync) error is returned to every waiter of that
-//     commit and logged. Callers must treat it as fatal for the node.
+//     commit and logged. Callers must treat it as fatal for the node. A
+//     failed flush makes every later Apply fail.
 //   - A shard's data and its applied index are written in the same transaction.
 //   - After Close, every call fails with ErrClosed.
 //

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc64"
-	"runtime/debug"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -19,7 +19,18 @@ type ShardStore struct {
 	sysName    []byte // bucket
 	appliedKey []byte // in bucketMeta
 	keysKey    []byte // in bucketMeta
+
+	applyMu sync.Mutex // serialises Apply and Update
+
+	mu      sync.RWMutex // guards the fields below
+	active  []*layer     // published since the last flush began, oldest first
+	frozen  []*layer     // being written by the flush in flight
+	dropped bool         // DropShard removed the shard; Restore revives it
 }
+
+// maxActiveLayers bounds the layers a read may have to look through: when a
+// shard publishes more between two flushes, they are merged into one.
+const maxActiveLayers = 32
 
 func newShardStore(d *StateDB, id string) *ShardStore {
 	return &ShardStore{
@@ -74,122 +85,178 @@ func (s *ShardStore) drop(tx *bolt.Tx) error {
 // ID returns the shard ID.
 func (s *ShardStore) ID() string { return s.id }
 
-// panicError carries a panic out of a function run on the committer
-// goroutine so that Update can re-raise it on the caller's goroutine.
-type panicError struct {
-	val   any
-	stack []byte
-}
-
-func (p *panicError) Error() string {
-	return fmt.Sprintf("storage: panic in Update function: %v", p.val)
-}
-
-func callFn(fn func(*Tx) error, t *Tx) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &panicError{val: v, stack: debug.Stack()}
-		}
-	}()
-	return fn(t)
-}
-
-// Update runs fn in a durable write transaction and blocks until it is
-// committed (fsynced). Concurrent Updates, of this and other shards, are
-// group-committed: fn runs on the StateDB's committer goroutine, inside a
-// transaction shared with other callers, so it must be quick (decode
-// commands before calling Update), must not call other methods of this
-// StateDB, and must confine its side effects to the Tx or make them safe to
-// observe even if the commit later fails.
+// Apply runs fn in a write transaction on the caller's goroutine and
+// publishes its writes to the shard's readers (View, Snapshot, later
+// Applies) when it returns: they are visible at once and become durable
+// with the StateDB's next flush (within its FlushInterval, or at Flush,
+// Snapshot, Restore or Close). It is for writes that are durable elsewhere
+// until then: raft applies, whose entries a majority's raft log holds and
+// replays after a crash.
 //
-// fn is called exactly once. If it returns an error (or panics), its writes
-// are undone, the error is returned (the panic re-raised) and the other
-// callers of the same group commit are unaffected. If the commit itself
-// fails, the commit error is returned and nothing of fn persisted.
-func (s *ShardStore) Update(fn func(tx *Tx) error) error {
-	r := s.d.c.getRequest()
-	defer s.d.c.putRequest(r)
-	r.apply = s.applyFunc(fn)
-	err := s.d.c.do(r)
-	if p, ok := err.(*panicError); ok {
-		panic(fmt.Sprintf("%v\n\noriginal stack:\n%s", p.val, p.stack))
+// Applies of a shard are serialised. If fn returns an error or panics,
+// nothing of it is published; the error is returned (the panic re-raised).
+// Apply fails with the flush's error once a flush failed: the node must stop.
+func (s *ShardStore) Apply(fn func(tx *Tx) error) error {
+	if err := s.d.failure(); err != nil {
+		return err
 	}
-	return err
-}
-
-// UpdateAsync runs fn like Update but returns as soon as fn has run in the
-// group-commit transaction that will commit it: before that transaction is
-// durable, and before readers (View, Snapshot) can see its writes. It returns
-// fn's error (nothing of fn is then written) or ErrClosed.
-//
-// When UpdateAsync returns nil, committed is called exactly once, on the
-// committer's goroutine, with the commit's outcome: nil once fn's writes are
-// durable and visible. It must be quick and must not call into the StateDB.
-// Later Updates and UpdateAsyncs of the shard see fn's writes in their own
-// transaction, whether or not it has committed yet, and commit after it.
-//
-// It is for callers whose writes are already durable elsewhere (raft applies:
-// the log holds the entries on a majority), so that the caller's answer need
-// not wait for this fsync.
-func (s *ShardStore) UpdateAsync(fn func(tx *Tx) error, committed func(err error)) error {
-	r := &request{
-		apply:     s.applyFunc(fn),
-		committed: committed,
-		executed:  make(chan error, 1),
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	t, err := s.begin(true)
+	if err != nil {
+		return err
 	}
-	err := s.d.c.doAsync(r)
-	if p, ok := err.(*panicError); ok {
-		panic(fmt.Sprintf("%v\n\noriginal stack:\n%s", p.val, p.stack))
+	defer t.end()
+	if err := fn(t); err != nil {
+		return err
 	}
-	return err
-}
-
-// applyFunc wraps fn as a committer request's apply function: fn runs on a
-// Tx over the shard's buckets, and its writes are undone if it fails.
-func (s *ShardStore) applyFunc(fn func(tx *Tx) error) func(btx *bolt.Tx) error {
-	return func(btx *bolt.Tx) error {
-		b, ok := s.buckets(btx)
-		if !ok {
-			return &cleanError{ErrShardNotFound}
-		}
-		t := newTx(s, b, true)
-		err := callFn(fn, t)
-		t.done = true
-		if err != nil {
-			if uerr := t.rollback(); uerr != nil {
-				return fmt.Errorf("storage: undo failed update of shard %q: %w (after: %w)", s.id, uerr, err)
-			}
-			return &cleanError{err}
-		}
-		if err := t.flushMeta(); err != nil {
-			if uerr := t.rollback(); uerr != nil {
-				return fmt.Errorf("storage: undo failed update of shard %q: %w (after: %w)", s.id, uerr, err)
-			}
-			return &cleanError{fmt.Errorf("storage: write applied index of shard %q: %w", s.id, err)}
-		}
+	l := t.layer()
+	if l == nil {
 		return nil
 	}
-}
-
-// View runs fn in a read-only transaction: a consistent view of the shard.
-// Write methods of the Tx return ErrReadOnlyTx. Views run concurrently with
-// each other and with Updates.
-func (s *ShardStore) View(fn func(tx *Tx) error) error {
-	btx, err := s.d.db.Begin(false)
-	if err != nil {
-		return mapBoltErr(err)
-	}
-	defer func() { _ = btx.Rollback() }()
-	b, ok := s.buckets(btx)
-	if !ok {
+	s.mu.Lock()
+	if s.dropped {
+		s.mu.Unlock()
 		return ErrShardNotFound
 	}
-	t := newTx(s, b, false)
-	defer func() { t.done = true }()
+	s.active = append(s.active, l)
+	if len(s.active) > maxActiveLayers {
+		s.active = []*layer{view(s.active).merge()}
+	}
+	s.mu.Unlock()
+	s.d.published(s, l.size)
+	return nil
+}
+
+// Update is Apply followed by Flush: it returns once fn's writes are
+// durable (fsynced). Concurrent Updates of different shards share a commit.
+func (s *ShardStore) Update(fn func(tx *Tx) error) error {
+	if err := s.Apply(fn); err != nil {
+		return err
+	}
+	return s.d.Flush()
+}
+
+// begin opens a Tx over the shard's current state: a bbolt read transaction
+// and the layers above it, captured together.
+func (s *ShardStore) begin(writable bool) (*Tx, error) {
+	s.mu.RLock()
+	btx, err := s.d.db.Begin(false)
+	if err != nil {
+		s.mu.RUnlock()
+		return nil, mapBoltErr(err)
+	}
+	var v view
+	if n := len(s.frozen) + len(s.active); n > 0 {
+		v = make(view, 0, n)
+		v = append(append(v, s.frozen...), s.active...)
+	}
+	dropped := s.dropped
+	s.mu.RUnlock()
+	b, ok := s.buckets(btx)
+	if !ok || dropped {
+		_ = btx.Rollback()
+		return nil, ErrShardNotFound
+	}
+	t := &Tx{s: s, btx: btx, b: b, v: v, writable: writable}
+	if writable {
+		t.st = &staged{}
+	}
+	return t, nil
+}
+
+// end closes the Tx's read transaction; the Tx is unusable afterwards.
+func (t *Tx) end() {
+	t.done = true
+	_ = t.btx.Rollback()
+}
+
+// freeze moves the shard's active layers to frozen for a flush and returns
+// everything not yet durable (frozen layers of a failed flush included).
+func (s *ShardStore) freeze() view {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropped {
+		s.active, s.frozen = nil, nil
+		return nil
+	}
+	if len(s.active) > 0 {
+		f := make([]*layer, 0, len(s.frozen)+len(s.active))
+		s.frozen = append(append(f, s.frozen...), s.active...)
+		s.active = nil
+	}
+	return view(s.frozen)
+}
+
+func (s *ShardStore) isDropped() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.dropped
+}
+
+// thaw drops the frozen layers once their flush has committed.
+func (s *ShardStore) thaw() {
+	s.mu.Lock()
+	s.frozen = nil
+	s.mu.Unlock()
+}
+
+// discard forgets every layer: the shard's buckets are being replaced or
+// dropped in the same commit.
+func (s *ShardStore) discard(dropped bool) {
+	s.mu.Lock()
+	s.active, s.frozen, s.dropped = nil, nil, dropped
+	s.mu.Unlock()
+}
+
+// write writes the layers of v into the shard's buckets in tx: the newest
+// state of every key they hold, with the applied index and key count.
+func (s *ShardStore) write(tx *bolt.Tx, v view) error {
+	b, ok := s.buckets(tx)
+	if !ok {
+		return nil // dropped meanwhile
+	}
+	l := v.merge()
+	for _, sp := range []struct {
+		b  *bolt.Bucket
+		es []entry
+	}{{b.data, l.data}, {b.sys, l.sys}} {
+		for _, e := range sp.es {
+			var err error
+			if e.del {
+				err = sp.b.Delete(e.key)
+			} else {
+				err = sp.b.Put(e.key, e.val)
+			}
+			if err != nil {
+				return fmt.Errorf("storage: flush shard %q key %q: %w", s.id, e.key, err)
+			}
+		}
+	}
+	if err := b.meta.Put(s.appliedKey, uint64Key(l.applied)); err != nil {
+		return fmt.Errorf("storage: flush shard %q applied index: %w", s.id, err)
+	}
+	if err := b.meta.Put(s.keysKey, uint64Key(l.keys)); err != nil {
+		return fmt.Errorf("storage: flush shard %q key count: %w", s.id, err)
+	}
+	return nil
+}
+
+// View runs fn in a read-only transaction: a consistent view of the shard,
+// applies not yet flushed included. Write methods of the Tx return
+// ErrReadOnlyTx. Views run concurrently with each other, with Applies and
+// with flushes.
+func (s *ShardStore) View(fn func(tx *Tx) error) error {
+	t, err := s.begin(false)
+	if err != nil {
+		return err
+	}
+	defer t.end()
 	return fn(t)
 }
 
-// AppliedIndex returns the shard's durable applied index.
+// AppliedIndex returns the shard's applied index (as published by Apply;
+// durable once flushed).
 func (s *ShardStore) AppliedIndex() (uint64, error) {
 	var idx uint64
 	err := s.View(func(tx *Tx) error { idx = tx.Applied(); return nil })
@@ -217,11 +284,12 @@ func (s *ShardStore) Checksum() (applied uint64, sum uint64, keys uint64, err er
 			_, _ = h.Write(v)
 		}
 		var n uint64
-		if err := tx.data.ForEach(func(k, v []byte) error { n++; add(recData, k, v); return nil }); err != nil {
-			return err
+		for it := newMergeIter(tx.v, false, tx.b.data, nil, nil); it.next(); {
+			n++
+			add(recData, it.cur.key, it.cur.val)
 		}
-		if err := tx.sys.ForEach(func(k, v []byte) error { add(recSys, k, v); return nil }); err != nil {
-			return err
+		for it := newMergeIter(tx.v, true, tx.b.sys, nil, nil); it.next(); {
+			add(recSys, it.cur.key, it.cur.val)
 		}
 		sum, keys = h.Sum64(), n
 		if c := tx.Keys(); c != n {

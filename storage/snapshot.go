@@ -44,8 +44,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // be called concurrently with itself.
 type Snapshot struct {
 	s     *ShardStore
-	tx    *bolt.Tx
-	b     shardBuckets
+	t     *Tx // read-only, ended by Release
 	index uint64
 	keys  uint64
 	once  sync.Once
@@ -53,20 +52,18 @@ type Snapshot struct {
 	done  bool
 }
 
-// Snapshot opens a read transaction on the shard. The caller must call
-// Release.
+// Snapshot flushes the StateDB, so that the snapshot's applied index is
+// durable (raft may compact its log up to it), and opens a read transaction
+// on the shard. The caller must call Release.
 func (s *ShardStore) Snapshot() (*Snapshot, error) {
-	btx, err := s.d.db.Begin(false)
+	if err := s.d.Flush(); err != nil {
+		return nil, err
+	}
+	t, err := s.begin(false)
 	if err != nil {
-		return nil, mapBoltErr(err)
+		return nil, err
 	}
-	b, ok := s.buckets(btx)
-	if !ok {
-		_ = btx.Rollback()
-		return nil, ErrShardNotFound
-	}
-	t := newTx(s, b, false)
-	return &Snapshot{s: s, tx: btx, b: b, index: t.Applied(), keys: t.Keys()}, nil
+	return &Snapshot{s: s, t: t, index: t.Applied(), keys: t.Keys()}, nil
 }
 
 // Index returns the applied index of the view.
@@ -78,7 +75,7 @@ func (sn *Snapshot) Release() {
 		sn.mu.Lock()
 		defer sn.mu.Unlock()
 		sn.done = true
-		_ = sn.tx.Rollback()
+		sn.t.end()
 	})
 }
 
@@ -135,18 +132,20 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		return cw.n, err
 	}
 	var n uint64
-	err := sn.b.data.ForEach(func(k, v []byte) error {
+	t := sn.t
+	for it := newMergeIter(t.v, false, t.b.data, nil, nil); it.next(); {
 		n++
-		return cw.record(recData, k, v)
-	})
-	if err != nil {
-		return cw.n, err
+		if err := cw.record(recData, it.cur.key, it.cur.val); err != nil {
+			return cw.n, err
+		}
 	}
 	if n != sn.keys {
 		return cw.n, fmt.Errorf("%w: shard %q key counter is %d but %d keys are stored", ErrCorrupt, sn.s.id, sn.keys, n)
 	}
-	if err := sn.b.sys.ForEach(func(k, v []byte) error { return cw.record(recSys, k, v) }); err != nil {
-		return cw.n, err
+	for it := newMergeIter(t.v, true, t.b.sys, nil, nil); it.next(); {
+		if err := cw.record(recSys, it.cur.key, it.cur.val); err != nil {
+			return cw.n, err
+		}
 	}
 	if _, err := cw.Write([]byte{recEnd}); err != nil {
 		return cw.n, err
@@ -302,10 +301,16 @@ func (s *ShardStore) Restore(r io.Reader) (index uint64, err error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return 0, fmt.Errorf("storage: restore shard %q: spool file: %w", s.id, err)
 	}
+	// Everything applied before is made durable first, so that nothing of
+	// the shard is in memory only if this transaction fails.
+	if err := s.d.Flush(); err != nil {
+		return 0, fmt.Errorf("storage: restore shard %q: %w", s.id, err)
+	}
 	req := s.d.c.getRequest()
 	defer s.d.c.putRequest(req)
 	req.solo = true
 	req.apply = func(tx *bolt.Tx) error {
+		s.discard(false) // the snapshot replaces whatever it held
 		if err := s.drop(tx); err != nil {
 			return err
 		}

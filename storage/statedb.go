@@ -34,6 +34,8 @@ type StateDBOptions struct {
 	OnCommit func(txns int, fsync time.Duration)
 	// GroupCommitLinger: see Options.
 	GroupCommitLinger time.Duration
+	// FlushInterval: see Options.
+	FlushInterval time.Duration
 }
 
 // StateDB is the node-wide replicated state store: one bbolt file with a
@@ -44,6 +46,7 @@ type StateDB struct {
 	dir    string
 	logger *slog.Logger
 	c      *committer
+	fl     *flusher
 
 	mu     sync.Mutex // guards shards
 	shards map[string]*ShardStore
@@ -73,23 +76,36 @@ func OpenStateDB(path string, opts StateDBOptions) (*StateDB, error) {
 	// whole batch instead.
 	c.rerun = false
 	c.linger = opts.GroupCommitLinger
-	return &StateDB{
+	d := &StateDB{
 		db:     db,
 		dir:    filepath.Dir(path),
 		logger: logger,
 		c:      c,
 		shards: make(map[string]*ShardStore),
-	}, nil
+	}
+	d.fl = newFlusher(d, opts.FlushInterval)
+	return d, nil
 }
 
-// Close stops the committer (requests not yet committed fail with ErrClosed)
-// and closes the file. It blocks until every Snapshot has been released. It
-// is idempotent.
+// Flush blocks until every Apply that returned before the call is durable
+// (fsynced), sharing a commit with whatever else is queued.
+func (d *StateDB) Flush() error { return d.fl.wait() }
+
+func (d *StateDB) published(s *ShardStore, size int) { d.fl.published(s, size) }
+
+func (d *StateDB) failure() error { return d.fl.failure() }
+
+// Close flushes the applies held in memory, stops the committer (requests
+// not yet committed fail with ErrClosed) and closes the file. It blocks until
+// every Snapshot has been released. It is idempotent.
 func (d *StateDB) Close() error {
 	if d.shared {
 		return nil
 	}
 	d.closeOnce.Do(func() {
+		if err := d.fl.close(); err != nil {
+			d.logger.Error("storage: final flush failed; raft replays the applies it held", "err", err)
+		}
 		d.c.close()
 		if err := d.db.Close(); err != nil {
 			d.closeErr = fmt.Errorf("storage: close state db: %w", err)
@@ -106,13 +122,22 @@ func (d *StateDB) Shard(id string) (*ShardStore, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if s, ok := d.shards[id]; ok {
+	s, ok := d.shards[id]
+	if ok && !s.isDropped() {
 		return s, nil
 	}
-	s := newShardStore(d, id)
+	if !ok {
+		s = newShardStore(d, id)
+	}
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
-	r.apply = func(tx *bolt.Tx) error { _, err := s.create(tx); return err }
+	r.apply = func(tx *bolt.Tx) error {
+		if _, err := s.create(tx); err != nil {
+			return err
+		}
+		s.discard(false)
+		return nil
+	}
 	if err := d.c.do(r); err != nil {
 		return nil, fmt.Errorf("storage: open shard %q: %w", id, err)
 	}
@@ -120,23 +145,29 @@ func (d *StateDB) Shard(id string) (*ShardStore, error) {
 	return s, nil
 }
 
-// DropShard deletes shard id's bucket (data, sys and applied index).
-// ShardStore handles of the shard fail with ErrShardNotFound afterwards until
-// Shard(id) creates it again. Dropping a missing shard is not an error.
+// DropShard deletes shard id's bucket (data, sys and applied index), and
+// its applies not yet flushed. ShardStore handles of the shard fail with
+// ErrShardNotFound afterwards until Shard(id) (or Restore) creates it again.
+// Dropping a missing shard is not an error.
 func (d *StateDB) DropShard(id string) error {
 	if err := validID(id); err != nil {
 		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := newShardStore(d, id)
+	s, ok := d.shards[id]
+	if !ok {
+		s = newShardStore(d, id)
+	}
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
-	r.apply = func(tx *bolt.Tx) error { return s.drop(tx) }
+	r.apply = func(tx *bolt.Tx) error {
+		s.discard(true)
+		return s.drop(tx)
+	}
 	if err := d.c.do(r); err != nil {
 		return fmt.Errorf("storage: drop shard %q: %w", id, err)
 	}
-	delete(d.shards, id)
 	return nil
 }
 

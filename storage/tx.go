@@ -26,17 +26,20 @@ type ScanOptions struct {
 }
 
 // Tx is a transaction on one shard, passed to the function given to
-// ShardStore.Update (writable) or ShardStore.View (read-only). It must not be
-// used after that function returns, nor from other goroutines, and buckets
-// must not be modified from inside a Scan callback.
+// ShardStore.Apply or Update (writable) or ShardStore.View (read-only). It
+// sees a consistent point-in-time view of the shard: its bbolt buckets
+// under the layers of applies not yet flushed (see overlay.go), plus, for a
+// writable Tx, its own writes. It must not be used after that function
+// returns, nor from other goroutines.
 //
 // Data values are stored as an 8-byte big-endian version followed by the
 // value bytes.
 type Tx struct {
 	s        *ShardStore
-	meta     *bolt.Bucket // holds applied index and key counter
-	data     *bolt.Bucket
-	sys      *bolt.Bucket
+	btx      *bolt.Tx // read transaction under the layers
+	b        shardBuckets
+	v        view    // layers not yet flushed, oldest first
+	st       *staged // the writes of this Tx; nil if read-only
 	writable bool
 	done     bool
 
@@ -46,20 +49,7 @@ type Tx struct {
 	appliedDirty bool
 	keysDirty    bool
 
-	undo  []undoRec
-	arena []byte // backing store for values written and undo copies
-}
-
-// undoRec restores one key of data or sys to its state before the tx.
-type undoRec struct {
-	sys     bool
-	existed bool
-	key     []byte
-	old     []byte
-}
-
-func newTx(s *ShardStore, b shardBuckets, writable bool) *Tx {
-	return &Tx{s: s, meta: b.meta, data: b.data, sys: b.sys, writable: writable}
+	arena []byte // backing store for keys and values written
 }
 
 func (t *Tx) loadMeta() {
@@ -67,16 +57,20 @@ func (t *Tx) loadMeta() {
 		return
 	}
 	t.metaLoaded = true
-	if v := t.meta.Get(t.s.appliedKey); len(v) == 8 {
+	if top := t.v.top(); top != nil {
+		t.applied, t.keys = top.applied, top.keys
+		return
+	}
+	if v := t.b.meta.Get(t.s.appliedKey); len(v) == 8 {
 		t.applied = be64(v)
 	}
-	if v := t.meta.Get(t.s.keysKey); len(v) == 8 {
+	if v := t.b.meta.Get(t.s.keysKey); len(v) == 8 {
 		t.keys = be64(v)
 	}
 }
 
 // alloc returns n bytes that stay valid (and unshared) for the life of the
-// bbolt transaction, carved from a per-Tx arena to save allocations.
+// layer the Tx publishes, carved from a per-Tx arena to save allocations.
 func (t *Tx) alloc(n int) []byte {
 	if cap(t.arena)-len(t.arena) < n {
 		// Chunks double from 512 B to 16 KiB; big values get their own.
@@ -107,13 +101,35 @@ func (t *Tx) writeCheck() error {
 	return nil
 }
 
+// lookup returns key's current stored value in the data or sys space:
+// this Tx's writes, then the layers, then bbolt.
+func (t *Tx) lookup(sys bool, key []byte) (val []byte, ok bool) {
+	if t.st != nil {
+		if e, found := t.st.get(sys, key); found {
+			return e.val, !e.del
+		}
+	}
+	if e, found := t.v.get(sys, key); found {
+		return e.val, !e.del
+	}
+	if !sys {
+		v := t.b.data.Get(key) // data values are never empty
+		return v, v != nil
+	}
+	k, v := t.b.sys.Cursor().Seek(key) // an empty sys value still exists
+	if k == nil || !bytes.Equal(k, key) {
+		return nil, false
+	}
+	return v, true
+}
+
 // Get returns key's value and whether it exists.
 func (t *Tx) Get(key []byte) (Value, bool) {
 	if t.done {
 		return Value{}, false
 	}
-	v := t.data.Get(key)
-	if len(v) < 8 {
+	v, ok := t.lookup(false, key)
+	if !ok || len(v) < 8 {
 		return Value{}, false
 	}
 	return Value{Data: v[8:len(v):len(v)], Version: be64(v)}, true
@@ -127,15 +143,15 @@ func (t *Tx) Put(key, value []byte, version uint64) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
 	}
-	old := t.data.Get(key)
-	t.record(false, key, old, old != nil)
+	if len(key) > bolt.MaxKeySize {
+		return fmt.Errorf("storage: put in shard %q: key of %d bytes is longer than %d", t.s.id, len(key), bolt.MaxKeySize)
+	}
+	_, existed := t.lookup(false, key)
 	v := t.alloc(8 + len(value))
 	binary.BigEndian.PutUint64(v, version)
 	copy(v[8:], value)
-	if err := t.data.Put(key, v); err != nil {
-		return fmt.Errorf("storage: put %q in shard %q: %w", key, t.s.id, err)
-	}
-	if old == nil {
+	t.st.put(false, t.clone(key), v, false)
+	if !existed {
 		t.loadMeta()
 		t.keys++
 		t.keysDirty = true
@@ -148,18 +164,23 @@ func (t *Tx) Delete(key []byte) (existed bool, err error) {
 	if err := t.writeCheck(); err != nil {
 		return false, err
 	}
-	old := t.data.Get(key)
-	if old == nil {
+	if _, ok := t.lookup(false, key); !ok {
 		return false, nil
 	}
-	t.record(false, key, old, true)
-	if err := t.data.Delete(key); err != nil {
-		return false, fmt.Errorf("storage: delete %q in shard %q: %w", key, t.s.id, err)
-	}
+	t.st.put(false, t.clone(key), nil, true)
 	t.loadMeta()
 	t.keys--
 	t.keysDirty = true
 	return true, nil
+}
+
+// layers returns the view this Tx reads, with its own writes on top.
+func (t *Tx) layers() view {
+	if t.st == nil || len(t.st.data)+len(t.st.sys) == 0 {
+		return t.v
+	}
+	v := make(view, 0, len(t.v)+1)
+	return append(append(v, t.v...), t.st.layer(0, 0))
 }
 
 // Scan calls fn for each data key within o, in byte order, until fn returns
@@ -177,17 +198,9 @@ func (t *Tx) Scan(o ScanOptions, fn func(key []byte, v Value) bool) error {
 			hi = pe
 		}
 	}
-	c := t.data.Cursor()
-	var k, v []byte
-	if len(lo) == 0 {
-		k, v = c.First()
-	} else {
-		k, v = c.Seek(lo)
-	}
-	for ; k != nil; k, v = c.Next() {
-		if len(hi) > 0 && bytes.Compare(k, hi) >= 0 {
-			return nil
-		}
+	it := newMergeIter(t.layers(), false, t.b.data, lo, hi)
+	for it.next() {
+		k, v := it.cur.key, it.cur.val
 		if len(v) < 8 {
 			return fmt.Errorf("%w: shard %q key %q has a %d-byte value", ErrCorrupt, t.s.id, k, len(v))
 		}
@@ -241,7 +254,8 @@ func (t *Tx) SysGet(key []byte) []byte {
 	if t.done {
 		return nil
 	}
-	return t.sys.Get(key)
+	v, _ := t.lookup(true, key)
+	return v
 }
 
 // SysPut writes key = value in the sys sub-space.
@@ -252,11 +266,10 @@ func (t *Tx) SysPut(key, value []byte) error {
 	if len(key) == 0 {
 		return ErrEmptyKey
 	}
-	old, existed := t.sysLookup(key)
-	t.record(true, key, old, existed)
-	if err := t.sys.Put(key, t.clone(value)); err != nil {
-		return fmt.Errorf("storage: sys put %q in shard %q: %w", key, t.s.id, err)
+	if len(key) > bolt.MaxKeySize {
+		return fmt.Errorf("storage: sys put in shard %q: key of %d bytes is longer than %d", t.s.id, len(key), bolt.MaxKeySize)
 	}
+	t.st.put(true, t.clone(key), t.clone(value), false)
 	return nil
 }
 
@@ -266,14 +279,10 @@ func (t *Tx) SysDelete(key []byte) error {
 	if err := t.writeCheck(); err != nil {
 		return err
 	}
-	old, existed := t.sysLookup(key)
-	if !existed {
+	if _, existed := t.lookup(true, key); !existed {
 		return nil
 	}
-	t.record(true, key, old, true)
-	if err := t.sys.Delete(key); err != nil {
-		return fmt.Errorf("storage: sys delete %q in shard %q: %w", key, t.s.id, err)
-	}
+	t.st.put(true, t.clone(key), nil, true)
 	return nil
 }
 
@@ -283,59 +292,21 @@ func (t *Tx) SysForEach(fn func(k, v []byte) error) error {
 	if t.done {
 		return ErrTxDone
 	}
-	return t.sys.ForEach(fn)
-}
-
-// sysLookup distinguishes a missing key from an empty value.
-func (t *Tx) sysLookup(key []byte) (old []byte, existed bool) {
-	k, v := t.sys.Cursor().Seek(key)
-	if k == nil || !bytes.Equal(k, key) {
-		return nil, false
-	}
-	return v, true
-}
-
-func (t *Tx) record(sys bool, key, old []byte, existed bool) {
-	r := undoRec{sys: sys, existed: existed, key: t.clone(key)}
-	if existed {
-		r.old = t.clone(old)
-	}
-	t.undo = append(t.undo, r)
-}
-
-// rollback undoes every write of the transaction, newest first.
-func (t *Tx) rollback() error {
-	for i := len(t.undo) - 1; i >= 0; i-- {
-		r := t.undo[i]
-		b := t.data
-		if r.sys {
-			b = t.sys
-		}
-		var err error
-		if r.existed {
-			err = b.Put(r.key, r.old)
-		} else {
-			err = b.Delete(r.key)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	t.undo = nil
-	return nil
-}
-
-// flushMeta writes the applied index and key counter if they changed.
-func (t *Tx) flushMeta() error {
-	if t.appliedDirty {
-		if err := t.meta.Put(t.s.appliedKey, t.clone(uint64Key(t.applied))); err != nil {
-			return err
-		}
-	}
-	if t.keysDirty {
-		if err := t.meta.Put(t.s.keysKey, t.clone(uint64Key(t.keys))); err != nil {
+	it := newMergeIter(t.layers(), true, t.b.sys, nil, nil)
+	for it.next() {
+		if err := fn(it.cur.key, it.cur.val); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// layer returns this Tx's writes as a layer to publish, nil if it wrote
+// nothing.
+func (t *Tx) layer() *layer {
+	if len(t.st.data)+len(t.st.sys) == 0 && !t.appliedDirty && !t.keysDirty {
+		return nil
+	}
+	t.loadMeta()
+	return t.st.layer(t.applied, t.keys)
 }
