@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"github.com/ridgeline-kv/ridgeline/storage"
 	"log/slog"
 	"net"
 	"time"
@@ -38,6 +39,10 @@ type Config struct {
 	// GroupCommitLinger: under load, how long a storage commit waits for
 	// more requests to share its fsync (0 disables).
 	GroupCommitLinger time.Duration
+	// StateFlushInterval: how often applies held in memory are written to
+	// the state store (like etcd's --backend-batch-interval). Longer saves
+	// page writes; a crash replays up to this much of the raft log.
+	StateFlushInterval time.Duration
 
 	// MaxProposalsInFlight bounds each shard's proposals not yet answered
 	// by raft; more are rejected with ErrTooManyProposals (not applied).
@@ -92,6 +97,7 @@ func DefaultConfig() Config {
 		TrailingLogs:         2048,
 		SessionTTL:           DefaultSessionTTL,
 		GroupCommitLinger:    time.Millisecond,
+		StateFlushInterval:   storage.DefaultFlushInterval,
 		MaxProposalsInFlight: MaxProposalsInFlight,
 		DeadNodeGrace:        60 * time.Second,
 		MaxMovesInFlight:     4,
@@ -156,6 +162,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GroupCommitLinger < 0 || c.GroupCommitLinger > 100*time.Millisecond {
 		bad("GroupCommitLinger", c.GroupCommitLinger, "must be 0..100ms")
+	}
+	if c.StateFlushInterval < time.Millisecond || c.StateFlushInterval > 10*time.Second {
+		bad("StateFlushInterval", c.StateFlushInterval, "must be 1ms..10s")
 	}
 	if c.MaxMovesInFlight < 1 {
 		bad("MaxMovesInFlight", c.MaxMovesInFlight, "must be ≥ 1")

@@ -130,6 +130,7 @@ func NewNode(cfg Config) (*Node, error) {
 	n.store, err = storage.Open(filepath.Join(cfg.DataDir, "ridgeline.db"), storage.Options{
 		Logger:            logger,
 		GroupCommitLinger: cfg.GroupCommitLinger,
+		FlushInterval:     cfg.StateFlushInterval,
 		OnCommit: func(entries, txns int, d time.Duration) {
 			n.metrics.commitSeconds.Observe(d.Seconds())
 			n.metrics.commitTxns.Observe(float64(txns))

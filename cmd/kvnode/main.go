@@ -44,6 +44,7 @@ func run(args []string) error {
 	fs.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot")
 	fs.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
 	fs.DurationVar(&cfg.GroupCommitLinger, "group-commit-linger", cfg.GroupCommitLinger, "under load, how long a storage commit waits for more requests to share its fsync (0 disables)")
+	fs.DurationVar(&cfg.StateFlushInterval, "state-flush-interval", cfg.StateFlushInterval, "how often applied writes held in memory are written to the state store (a crash replays at most this much from the raft log)")
 	fs.DurationVar(&cfg.DeadNodeGrace, "dead-node-grace", cfg.DeadNodeGrace, "how long gossip must report a node dead before its replicas are replaced (raise in production)")
 	fs.IntVar(&cfg.MaxMovesInFlight, "max-moves-in-flight", cfg.MaxMovesInFlight, "cluster-wide cap on shards with a placement move in progress")
 	fs.IntVar(&cfg.MaxSnapshotTransfers, "max-snapshot-transfers", cfg.MaxSnapshotTransfers, "snapshots this node sends (and, separately, receives) at once")
