@@ -166,8 +166,8 @@ func (c *Config) Validate() error {
 	if c.GroupCommitLinger < 0 || c.GroupCommitLinger > 100*time.Millisecond {
 		bad("GroupCommitLinger", c.GroupCommitLinger, "must be 0..100ms")
 	}
-	if c.StateFlushInterval < time.Millisecond || c.StateFlushInterval > 10*time.Second {
-		bad("StateFlushInterval", c.StateFlushInterval, "must be 1ms..10s")
+	if c.StateFlushInterval < time.Millisecond || c.StateFlushInterval > time.Hour {
+		bad("StateFlushInterval", c.StateFlushInterval, "must be 1ms..1h")
 	}
 	if c.MaxMovesInFlight < 1 {
 		bad("MaxMovesInFlight", c.MaxMovesInFlight, "must be ≥ 1")

@@ -81,14 +81,16 @@ type procCluster struct {
 }
 
 // startCluster starts n kvnode processes on 127.0.0.(base+i) that bootstrap one cluster.
-func startCluster(t *testing.T, n, shards, baseIP int) *procCluster {
+// startCluster starts n kvnodes on 127.0.0.baseIP, baseIP+1, ..., each with
+// the extra flags, and waits until the cluster serves.
+func startCluster(t *testing.T, n, shards, baseIP int, extra ...string) *procCluster {
 	t.Helper()
 	c := &procCluster{t: t}
 	root := t.TempDir()
 	for i := 0; i < n; i++ {
 		ip := fmt.Sprintf("127.0.0.%d", baseIP+i)
 		p := &proc{t: t, id: fmt.Sprintf("n%d", i+1), ip: ip, dataDir: filepath.Join(root, fmt.Sprintf("n%d", i+1)),
-			addr: freePort(t, ip), gossip: freePort(t, ip), http: freePort(t, ip), expect: n, shards: shards}
+			addr: freePort(t, ip), gossip: freePort(t, ip), http: freePort(t, ip), expect: n, shards: shards, extra: extra}
 		c.procs = append(c.procs, p)
 	}
 	for _, p := range c.procs {

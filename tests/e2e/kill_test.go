@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ridgeline-kv/ridgeline/client"
+	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
 	"github.com/ridgeline-kv/ridgeline/ring"
 )
 
@@ -188,4 +189,46 @@ func TestProcess_DataDirOfAnotherClusterIsRefused(t *testing.T) {
 	}
 	// Cluster B was not disturbed.
 	b.waitReady(10 * time.Second)
+}
+
+// TestKill_RestartedNodeReplaysUnflushedApplies: a node holds its latest
+// applies in memory until its state store flushes (here: not for an hour).
+// SIGKILLed with acknowledged writes applied but not flushed, it must come
+// back with all of them, replayed from its raft log, and serve them itself.
+func TestKill_RestartedNodeReplaysUnflushedApplies(t *testing.T) {
+	c := startCluster(t, 3, e2eShards, 70, "--state-flush-interval", "1h")
+	cl := c.client(t)
+	victim := c.procs[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	local, err := client.New(ctx, client.Config{Endpoints: []string{victim.addr}, LocalAddr: victim.ip})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close()
+	// servesAll: the victim itself (stale reads prefer the replica on the
+	// client's IP) returns every key with its value.
+	servesAll := func(want map[string]string) error {
+		for k, v := range want {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			got, err := local.Get(ctx, k, client.Stale())
+			cancel()
+			if err != nil || string(got) != v {
+				return fmt.Errorf("%s on %s: %q, %v; want %q", k, victim.id, got, err, v)
+			}
+		}
+		return nil
+	}
+
+	want := writeKeys(t, cl, "replay", 300)
+	if err := replicationtest.Eventually(30*time.Second, func() error { return servesAll(want) }); err != nil {
+		t.Fatalf("before the kill: %v", err)
+	}
+	t.Logf("SIGKILL %s with 300 applies not flushed", victim.id)
+	_ = victim.signal(syscall.SIGKILL) // "signal: killed"; it waits for the exit
+	victim.start()
+	c.waitReady(60 * time.Second)
+	if err := replicationtest.Eventually(60*time.Second, func() error { return servesAll(want) }); err != nil {
+		t.Fatalf("after the restart: %v\n%s", err, victim.logs())
+	}
 }
