@@ -309,3 +309,31 @@ func checksumOf(t *testing.T, s *ShardStore) (applied, sum, keys uint64) {
 	}
 	return a, sm, k
 }
+
+// TestStateDB_FailedFlushStopsApplies: once a flush fails (here the file is
+// closed under the committer), Flush reports it and every later Apply fails
+// with it, so the replica stops instead of acknowledging writes it can no
+// longer make durable.
+func TestStateDB_FailedFlushStopsApplies(t *testing.T) {
+	d, err := OpenStateDB(filepath.Join(t.TempDir(), "state.db"), StateDBOptions{FlushInterval: time.Hour, Logger: testingLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := d.Shard("a")
+	put := func(v string) error {
+		return s.Apply(func(tx *Tx) error { return tx.Put([]byte("k"), []byte(v), 1) })
+	}
+	if err := put("before"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(); err == nil {
+		t.Fatal("Flush after the file failed = nil; want an error")
+	}
+	if err := put("after"); err == nil || !strings.Contains(err.Error(), "flush") {
+		t.Fatalf("Apply after a failed flush = %v; want the flush's error", err)
+	}
+	_ = d.Close()
+}
