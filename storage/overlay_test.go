@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // model is what a shard must hold: data keys with versions, sys keys, the
@@ -310,15 +312,16 @@ func checksumOf(t *testing.T, s *ShardStore) (applied, sum, keys uint64) {
 	return a, sm, k
 }
 
-// TestStateDB_FailedFlushStopsApplies: once a flush fails (here the file is
-// closed under the committer), Flush reports it and every later Apply fails
-// with it, so the replica stops instead of acknowledging writes it can no
-// longer make durable.
+// TestStateDB_FailedFlushStopsApplies: once a flush fails (here its commit
+// is aborted by a request that broke the shared transaction), Flush reports
+// it and every later Apply fails with it, so the replica stops instead of
+// acknowledging writes it can no longer make durable.
 func TestStateDB_FailedFlushStopsApplies(t *testing.T) {
 	d, err := OpenStateDB(filepath.Join(t.TempDir(), "state.db"), StateDBOptions{FlushInterval: time.Hour, Logger: testingLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer d.Close()
 	s, _ := d.Shard("a")
 	put := func(v string) error {
 		return s.Apply(func(tx *Tx) error { return tx.Put([]byte("k"), []byte(v), 1) })
@@ -326,14 +329,22 @@ func TestStateDB_FailedFlushStopsApplies(t *testing.T) {
 	if err := put("before"); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.db.Close(); err != nil {
-		t.Fatal(err)
+	wait, release := holdCommitter(t, d.c)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		poison := &request{done: make(chan struct{}, 1), apply: func(*bolt.Tx) error { return errors.New("disk on fire") }}
+		_ = d.c.do(poison)
+	})
+	wait(1)
+	var flushErr error
+	wg.Go(func() { flushErr = d.Flush() })
+	wait(2) // the flush shares the poisoned batch
+	release()
+	wg.Wait()
+	if flushErr == nil {
+		t.Fatal("Flush in a failed commit = nil; want an error")
 	}
-	if err := d.Flush(); err == nil {
-		t.Fatal("Flush after the file failed = nil; want an error")
-	}
-	if err := put("after"); err == nil || !strings.Contains(err.Error(), "flush") {
+	if err := put("after"); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("Apply after a failed flush = %v; want the flush's error", err)
 	}
-	_ = d.Close()
 }
