@@ -376,17 +376,28 @@ func (n *Node) collectGarbage(m *ring.Map) {
 		}
 		return true
 	}
+	// Copy under the lock, decide outside it: removed asks this node's own
+	// status, which takes the read lock again, and a recursive read lock
+	// deadlocks once a writer (setMap) queues between the two.
 	n.mu.RLock()
-	var stale []*replica
-	for id, r := range n.replicas {
-		if !r.spec.Meta && removed(id) {
-			stale = append(stale, r)
+	candidates := make([]*replica, 0, len(n.replicas))
+	for _, r := range n.replicas {
+		if !r.spec.Meta {
+			candidates = append(candidates, r)
 		}
 	}
 	n.mu.RUnlock()
+	var stale []*replica
+	for _, r := range candidates {
+		if removed(r.spec.ID) {
+			stale = append(stale, r)
+		}
+	}
 	for _, r := range stale {
 		n.mu.Lock()
-		delete(n.replicas, r.spec.ID)
+		if n.replicas[r.spec.ID] == r {
+			delete(n.replicas, r.spec.ID)
+		}
 		if n.byShard[r.spec.Shard] == r {
 			delete(n.byShard, r.spec.Shard)
 		}
