@@ -226,27 +226,9 @@ func (s *heartbeatStream) receive() {
 // heartbeatMux returns the heartbeat multiplexer for a peer node, creating
 // it on first use.
 func (m *Manager) heartbeatMux(addr raft.ServerAddress) (*heartbeatMux, error) {
-	m.mu.RLock()
-	h, ok := m.heartbeats[addr]
-	closed := m.closed
-	m.mu.RUnlock()
-	if ok {
-		return h, nil
-	}
-	if closed {
-		return nil, ErrClosed
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return nil, ErrClosed
-	}
-	if h, ok := m.heartbeats[addr]; ok {
-		return h, nil
-	}
-	h = &heartbeatMux{m: m, addr: addr}
-	m.heartbeats[addr] = h
-	return h, nil
+	return perPeer(m, &m.heartbeats, addr, func() (*heartbeatMux, error) {
+		return &heartbeatMux{m: m, addr: addr}, nil
+	})
 }
 
 // Heartbeats serves one Heartbeats stream: each request is handled on its

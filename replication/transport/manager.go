@@ -239,33 +239,50 @@ func (m *Manager) Stats() Stats {
 // client returns the Raft client for a peer node, creating its connection
 // on first use. All local replicas share it.
 func (m *Manager) client(addr raft.ServerAddress) (kvpb.RaftClient, error) {
+	c, err := perPeer(m, &m.conns, addr, func() (*peerConn, error) {
+		// passthrough: the dialer resolves the address itself on every dial.
+		cc, err := grpc.NewClient("passthrough:///"+string(addr), m.dialOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("transport: connection to %s: %w", addr, err)
+		}
+		m.log.Debug("opened peer connection", "peer", addr)
+		return &peerConn{cc: cc, client: kvpb.NewRaftClient(cc)}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.client, nil
+}
+
+// perPeer returns (*table)[addr], made by create (under the Manager's lock)
+// on first use; ErrClosed once the Manager is closed. table is a pointer
+// because Close replaces the tables.
+func perPeer[V any](m *Manager, table *map[raft.ServerAddress]V, addr raft.ServerAddress, create func() (V, error)) (V, error) {
+	var zero V
 	m.mu.RLock()
-	c, ok := m.conns[addr]
+	v, ok := (*table)[addr]
 	closed := m.closed
 	m.mu.RUnlock()
 	if ok {
-		return c.client, nil
+		return v, nil
 	}
 	if closed {
-		return nil, ErrClosed
+		return zero, ErrClosed
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
-		return nil, ErrClosed
+		return zero, ErrClosed
 	}
-	if c, ok := m.conns[addr]; ok {
-		return c.client, nil
+	if v, ok := (*table)[addr]; ok {
+		return v, nil
 	}
-	// passthrough: the dialer resolves the address itself on every dial.
-	cc, err := grpc.NewClient("passthrough:///"+string(addr), m.dialOpts...)
+	v, err := create()
 	if err != nil {
-		return nil, fmt.Errorf("transport: connection to %s: %w", addr, err)
+		return zero, err
 	}
-	c = &peerConn{cc: cc, client: kvpb.NewRaftClient(cc)}
-	m.conns[addr] = c
-	m.log.Debug("opened peer connection", "peer", addr)
-	return c.client, nil
+	(*table)[addr] = v
+	return v, nil
 }
 
 // dial opens a TCP connection whose source IP is the node's own IP.
