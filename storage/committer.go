@@ -103,6 +103,13 @@ func (c *committer) do(r *request) error {
 	return r.err
 }
 
+// isClosed reports whether close has been called.
+func (c *committer) isClosed() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.closed
+}
+
 // close stops the committer after the batch in flight; queued requests fail
 // with ErrClosed. It is idempotent.
 func (c *committer) close() {

@@ -62,11 +62,13 @@ func Open(path string, opts Options) (*DB, error) {
 	state := &StateDB{db: db, dir: filepath.Dir(path), logger: logger, c: c, shards: make(map[string]*ShardStore),
 		shared: true}
 	state.fl = newFlusher(state, opts.FlushInterval)
-	return &DB{
-		c:     c,
-		logs:  &LogDB{db: db, logger: logger, c: c, groups: make(map[string]*LogStore), shared: true},
-		state: state,
-	}, nil
+	logs, err := newLogDB(db, logger, c, true)
+	if err != nil {
+		c.close()
+		_ = db.Close()
+		return nil, err
+	}
+	return &DB{c: c, logs: logs, state: state}, nil
 }
 
 // Logs returns the raft log and stable store of every group on the node.

@@ -36,7 +36,10 @@
 // shared bucket "meta". Buckets are kept flat so that a group commit dirties
 // about one page per shard.
 //
-// On-disk layout of the log store, per group two top-level buckets: "log/<id>"
-// (8-byte big-endian index -> encoded raft.Log, see codec.go) and
-// "stable/<id>" (raft.StableStore keys).
+// On-disk layout of the log store: the entries of every group in one
+// bucket "wal", in commit order (8-byte big-endian sequence -> group number,
+// raft index, encoded raft.Log), so that a group commit appends to one
+// B+tree; "walgroups" (group ID -> number, floor, min sequence) says which
+// entries are live; "stable/<id>" holds each group's raft.StableStore keys.
+// See wal.go.
 package storage

@@ -1,9 +1,12 @@
 package storage
 
 import (
+	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,11 +15,6 @@ import (
 )
 
 const (
-	// Each group has two top-level buckets (flat, so that appending to a
-	// group's log dirties as few pages as possible): its log and its stable
-	// store.
-	logPrefix     = "log/"
-	stablePrefix  = "stable/"
 	logMmapSize   = 256 << 20
 	stateMmapSize = 1 << 30
 )
@@ -36,9 +34,10 @@ type LogDBOptions struct {
 	GroupCommitLinger time.Duration
 }
 
-// LogDB is the node-wide raft log and stable store: one bbolt file holding a
-// bucket per raft group. Writes from all groups are group-committed. It is
-// safe for concurrent use.
+// LogDB is the node-wide raft log and stable store: one bbolt file holding
+// the entries of every group in one append-ordered bucket (see wal.go) and a
+// stable-store bucket per group. Writes from all groups are group-committed.
+// It is safe for concurrent use.
 type LogDB struct {
 	db     *bolt.DB
 	logger *slog.Logger
@@ -47,11 +46,89 @@ type LogDB struct {
 	mu     sync.Mutex // guards groups
 	groups map[string]*LogStore
 
+	// Owned by the committer goroutine: read and written only by request
+	// functions (apply, after), and by newLogDB before any request.
+	nextSeq   uint64               // next wal sequence
+	committed uint64               // the sequences below it were assigned by committed requests
+	nextNum   uint64               // next group number
+	walKeys   int                  // keys in the wal bucket, live or not
+	byNum     map[uint64]*LogStore // the groups in walgroups
+
+	relocating sync.Mutex // one relocation at a time
+	trimMax    int        // maxTrim (tests lower it)
+	slack      int        // relocateSlack (tests lower it)
+
 	// shared: the file and committer belong to a DB (Open), which closes them.
 	shared bool
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// newLogDB loads the wal index of db (migrating the first layout) into a
+// LogDB that writes through c.
+func newLogDB(db *bolt.DB, logger *slog.Logger, c *committer, shared bool) (*LogDB, error) {
+	d := &LogDB{db: db, logger: logger, c: c, shared: shared,
+		groups: make(map[string]*LogStore), byNum: make(map[uint64]*LogStore),
+		trimMax: maxTrim, slack: relocateSlack}
+	if err := db.Update(prepareWAL); err != nil {
+		return nil, fmt.Errorf("storage: prepare raft log: %w", err)
+	}
+	err := db.View(func(tx *bolt.Tx) error {
+		recs := make(map[uint64]groupRecord)
+		if err := tx.Bucket(walGroupsBucket).ForEach(func(k, v []byte) error {
+			r, err := parseGroupRecord(k, v)
+			if err != nil {
+				return err
+			}
+			s := d.newStore(string(k), r.num)
+			s.floor, s.minSeq = r.floor, r.minSeq
+			d.groups[s.id], d.byNum[r.num], recs[r.num] = s, s, r
+			d.nextNum = max(d.nextNum, r.num+1)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(walBucket).ForEach(func(k, v []byte) error {
+			seq := be64(k)
+			num, index, _, err := parseWALHeader(seq, v)
+			if err != nil {
+				return err
+			}
+			d.walKeys++
+			d.nextSeq = seq + 1
+			d.nextNum = max(d.nextNum, num+1)
+			s, ok := d.byNum[num]
+			switch {
+			case !ok || seq < recs[num].minSeq: // garbage
+			case index < recs[num].floor:
+				s.dead = append(s.dead, walPair{index, seq})
+			default:
+				s.live = append(s.live, walPair{index, seq})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: load raft log: %w", err)
+	}
+	d.committed = d.nextSeq
+	for _, s := range d.byNum {
+		byIndex := func(a, b walPair) int { return cmp.Compare(a.index, b.index) }
+		slices.SortFunc(s.live, byIndex)
+		slices.SortFunc(s.dead, byIndex)
+		for i := 1; i < len(s.live); i++ {
+			if s.live[i].index == s.live[i-1].index {
+				return nil, fmt.Errorf("storage: load raft log: %w: raft group %q has two entries %d", ErrCorrupt, s.id, s.live[i].index)
+			}
+		}
+		s.ordered = seqsOrdered(s.live)
+	}
+	return d, nil
+}
+
+func (d *LogDB) newStore(id string, num uint64) *LogStore {
+	return &LogStore{d: d, id: id, num: num, stable: []byte(stablePrefix + id)}
 }
 
 // OpenLogDB opens (creating if needed) the log database at path and starts
@@ -66,11 +143,12 @@ func OpenLogDB(path string, opts LogDBOptions) (*LogDB, error) {
 	if opts.OnCommit != nil {
 		onCommit = opts.OnCommit
 	}
-	d := &LogDB{
-		db:     db,
-		logger: logger,
-		c:      newCommitter(db, logger, onCommit),
-		groups: make(map[string]*LogStore),
+	c := newCommitter(db, logger, onCommit)
+	d, err := newLogDB(db, logger, c, false)
+	if err != nil {
+		c.close()
+		_ = db.Close()
+		return nil, err
 	}
 	d.c.linger = opts.GroupCommitLinger
 	return d, nil
@@ -92,8 +170,8 @@ func (d *LogDB) Close() error {
 	return d.closeErr
 }
 
-// Group returns the LogStore of raft group id, creating its buckets if
-// missing. Every call for the same id returns the same *LogStore.
+// Group returns the LogStore of raft group id, creating it if missing.
+// Every call for the same id returns the same *LogStore.
 func (d *LogDB) Group(id string) (*LogStore, error) {
 	if err := validID(id); err != nil {
 		return nil, err
@@ -103,19 +181,19 @@ func (d *LogDB) Group(id string) (*LogStore, error) {
 	if s, ok := d.groups[id]; ok {
 		return s, nil
 	}
-	s := &LogStore{d: d, id: id, name: []byte(logPrefix + id), stable: []byte(stablePrefix + id)}
+	s := d.newStore(id, 0)
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {
-		lb, err := tx.CreateBucketIfNotExists(s.name)
-		if err != nil {
-			return err
-		}
 		if _, err := tx.CreateBucketIfNotExists(s.stable); err != nil {
 			return err
 		}
-		s.first, s.last = bounds(lb)
-		return nil
+		s.num = d.nextNum
+		return tx.Bucket(walGroupsBucket).Put([]byte(id), groupRecord{num: s.num}.encode())
+	}
+	r.after = func() {
+		d.nextNum = s.num + 1
+		d.byNum[s.num] = s
 	}
 	if err := d.c.do(r); err != nil {
 		return nil, fmt.Errorf("storage: open raft group %q: %w", id, err)
@@ -133,39 +211,154 @@ func (d *LogDB) DropGroup(id string) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	s := d.groups[id]
+	if s == nil {
+		return nil
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {
-		for _, name := range []string{logPrefix + id, stablePrefix + id} {
-			if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-				return err
-			}
+		if err := tx.DeleteBucket(s.stable); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+			return err
 		}
-		return nil
+		// Its entries become garbage: the number is never reused.
+		return tx.Bucket(walGroupsBucket).Delete([]byte(id))
 	}
+	r.after = func() { delete(d.byNum, s.num) }
 	if err := d.c.do(r); err != nil {
 		return fmt.Errorf("storage: drop raft group %q: %w", id, err)
 	}
-	if s, ok := d.groups[id]; ok {
-		s.dropped.Store(true)
-		delete(d.groups, id)
-	}
+	s.dropped.Store(true)
+	delete(d.groups, id)
 	return nil
 }
 
 // Groups lists the raft groups stored in the file, in byte order.
 func (d *LogDB) Groups() ([]string, error) {
-	return listBuckets(d.db, logPrefix)
+	var ids []string
+	err := d.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(walGroupsBucket).ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		})
+	})
+	return ids, mapBoltErr(err)
 }
 
-// bounds returns the first and last index in log bucket lb (0, 0 if empty).
-func bounds(lb *bolt.Bucket) (first, last uint64) {
-	c := lb.Cursor()
-	k, _ := c.First()
-	if k == nil {
-		return 0, 0
+// liveStats returns the lowest live sequence of all groups (or the first
+// sequence not yet committed, if lower), the group holding it and the number
+// of live entries. Group g is
+// counted with live pairs gLive (its state once the running request
+// commits). It runs on the committer goroutine.
+func (d *LogDB) liveStats(g *LogStore, gLive []walPair, gOrdered bool) (low uint64, pin *LogStore, total int) {
+	// Requests earlier in the running commit may have written entries that
+	// no group lists yet: they are at or above committed.
+	low = d.committed
+	for _, s := range d.byNum {
+		live, ordered := s.live, s.ordered
+		if s == g {
+			live, ordered = gLive, gOrdered
+		}
+		total += len(live)
+		if m := minSeq(live, ordered); m < low {
+			low, pin = m, s
+		}
 	}
-	first = be64(k)
-	k, _ = c.Last()
-	return first, be64(k)
+	return low, pin, total
+}
+
+// trimFront deletes the wal keys below low, at most trimMax of them. It
+// returns how many it deleted and the lowest sequence that may remain.
+func (d *LogDB) trimFront(wb *bolt.Bucket, low uint64) (n int, cut uint64, err error) {
+	c := wb.Cursor()
+	k, _ := c.First()
+	for ; k != nil && be64(k) < low && n < d.trimMax; k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return n, 0, fmt.Errorf("storage: trim raft log: %w", err)
+		}
+		n++
+	}
+	if k == nil {
+		return n, low, nil
+	}
+	return n, min(be64(k), low), nil
+}
+
+// trimmed records, after a commit, that the keys below cut are gone.
+func (d *LogDB) trimmed(n int, cut uint64) {
+	d.walKeys -= n
+	for _, s := range d.byNum {
+		if len(s.dead) > 0 && slices.ContainsFunc(s.dead, func(p walPair) bool { return p.seq < cut }) {
+			s.mu.Lock()
+			s.dead = slices.DeleteFunc(s.dead, func(p walPair) bool { return p.seq < cut })
+			s.mu.Unlock()
+		}
+	}
+}
+
+// relocate rewrites group g's live entries at the tail of the wal so that
+// the garbage in front of them can be trimmed. It is an optimisation: a
+// failure is logged (the committer reports the same error to every writer).
+func (d *LogDB) relocate(g *LogStore) {
+	if !d.relocating.TryLock() {
+		return
+	}
+	defer d.relocating.Unlock()
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	if g.dropped.Load() {
+		return
+	}
+	var (
+		moved   []walPair
+		n       int
+		cut     uint64
+		newMin  uint64
+		trimErr error
+	)
+	r := d.c.getRequest()
+	defer d.c.putRequest(r)
+	r.solo = true
+	r.apply = func(tx *bolt.Tx) error {
+		if d.byNum[g.num] != g {
+			return &cleanError{ErrGroupNotFound}
+		}
+		wb := tx.Bucket(walBucket)
+		wb.FillPercent = 1.0
+		newMin = d.nextSeq
+		moved = make([]walPair, 0, len(g.live))
+		for _, p := range g.live {
+			v := wb.Get(uint64Key(p.seq))
+			if v == nil {
+				return fmt.Errorf("%w: raft group %q: entry %d (wal %d) is missing", ErrCorrupt, g.id, p.index, p.seq)
+			}
+			seq := d.nextSeq
+			d.nextSeq++
+			if err := wb.Put(uint64Key(seq), bytes.Clone(v)); err != nil {
+				return err
+			}
+			moved = append(moved, walPair{p.index, seq})
+		}
+		rec := groupRecord{num: g.num, floor: g.floor, minSeq: newMin}
+		if err := tx.Bucket(walGroupsBucket).Put([]byte(g.id), rec.encode()); err != nil {
+			return err
+		}
+		low, _, _ := d.liveStats(g, moved, true)
+		n, cut, trimErr = d.trimFront(wb, low)
+		return trimErr
+	}
+	r.after = func() {
+		g.mu.Lock()
+		g.live, g.ordered, g.minSeq = moved, true, newMin
+		g.dead = nil // all below newMin
+		g.mu.Unlock()
+		d.committed = max(d.committed, d.nextSeq)
+		d.walKeys += len(moved)
+		d.trimmed(n, cut)
+	}
+	if err := d.c.do(r); err != nil && !errors.Is(err, ErrGroupNotFound) && !errors.Is(err, ErrClosed) {
+		d.logger.Error("storage: relocating a raft log failed", "group", g.id, "err", err)
+	}
 }

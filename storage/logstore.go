@@ -2,8 +2,10 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -21,17 +23,29 @@ var (
 // use. Writes block until they are durable; concurrent writes of different
 // groups share one transaction and one fsync.
 //
-// The first and last index are cached in memory and updated after each
-// commit, so FirstIndex and LastIndex do not touch the file.
+// The position of every entry in the wal is held in memory (a few bytes per
+// entry), so FirstIndex and LastIndex do not touch the file and GetLog is
+// one lookup.
 type LogStore struct {
 	d      *LogDB
 	id     string
-	name   []byte // log bucket
+	num    uint64 // group number in the wal; set before the store is shared
 	stable []byte // stable-store bucket
 
-	mu          sync.Mutex // guards first, last
-	first, last uint64
-	dropped     atomic.Bool
+	// wmu serialises the group's log writes (StoreLogs, DeleteRange, its
+	// relocation and drop): a group has at most one of them in any commit,
+	// so each computes its changes from the committed state.
+	wmu sync.Mutex
+
+	// mu guards the fields below. They change only on the committer
+	// goroutine (in request functions), which reads them without mu.
+	mu      sync.Mutex
+	live    []walPair // sorted by index
+	ordered bool      // live's sequences grow with the index
+	dead    []walPair // below floor, not yet trimmed, sorted by index
+	floor   uint64
+	minSeq  uint64
+	dropped atomic.Bool
 }
 
 // ID returns the raft group ID.
@@ -44,7 +58,10 @@ func (s *LogStore) FirstIndex() (uint64, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.first, nil
+	if len(s.live) == 0 {
+		return 0, nil
+	}
+	return s.live[0].index, nil
 }
 
 // LastIndex returns the last index written, 0 if the log is empty.
@@ -54,13 +71,10 @@ func (s *LogStore) LastIndex() (uint64, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.last, nil
-}
-
-func (s *LogStore) setBounds(first, last uint64) {
-	s.mu.Lock()
-	s.first, s.last = first, last
-	s.mu.Unlock()
+	if len(s.live) == 0 {
+		return 0, nil
+	}
+	return s.live[len(s.live)-1].index, nil
 }
 
 // readTx begins a read transaction and returns the group's bucket name.
@@ -80,21 +94,48 @@ func (s *LogStore) readTx(name []byte) (*bolt.Tx, *bolt.Bucket, error) {
 	return tx, b, nil
 }
 
+// seqOf returns the wal sequence of entry index.
+func (s *LogStore) seqOf(index uint64) (uint64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := searchPairs(s.live, index)
+	if !ok {
+		return 0, false
+	}
+	return s.live[i].seq, true
+}
+
 // GetLog reads the entry at index into log; raft.ErrLogNotFound if absent.
 // The returned entry does not alias storage memory.
 func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
-	tx, b, err := s.readTx(s.name)
+	seq, ok := s.seqOf(index)
+	if !ok {
+		switch {
+		case s.dropped.Load():
+			return ErrGroupNotFound
+		case s.d.c.isClosed():
+			return ErrClosed
+		}
+		return raft.ErrLogNotFound
+	}
+	tx, b, err := s.readTx(walBucket)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], index)
-	v := b.Get(k[:])
+	v := b.Get(uint64Key(seq))
 	if v == nil {
+		// Deleted since the lookup (relocation never deletes live entries).
 		return raft.ErrLogNotFound
 	}
-	return decodeLog(index, bytes.Clone(v), log)
+	num, idx, rest, err := parseWALHeader(seq, v)
+	if err != nil {
+		return err
+	}
+	if num != s.num || idx != index {
+		return fmt.Errorf("%w: wal entry %d holds entry %d of group %d, want entry %d of %q", ErrCorrupt, seq, idx, num, index, s.id)
+	}
+	return decodeLog(index, bytes.Clone(rest), log)
 }
 
 // StoreLog stores one entry durably.
@@ -112,42 +153,119 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	if s.dropped.Load() {
 		return ErrGroupNotFound
 	}
+	logs = sortedUnique(logs)
 	size := 0
 	for _, l := range logs {
-		size += encodedLogLen(l)
+		size += 2*binary.MaxVarintLen64 + encodedLogLen(l)
 	}
 	buf := make([]byte, 0, size)
 	vals := make([][]byte, len(logs))
 	for i, l := range logs {
 		n := len(buf)
-		buf = appendLog(buf, l)
+		buf = appendLog(appendWALHeader(buf, s.num, l.Index), l)
 		vals[i] = buf[n:len(buf):len(buf)]
 	}
-	var first, last uint64
-	r := s.d.c.getRequest()
-	defer s.d.c.putRequest(r)
+	d := s.d
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var (
+		added    = make([]walPair, len(logs))
+		replaced []uint64 // indexes whose old entry was deleted
+		revived  int      // dead entries deleted (the floor went down)
+		floor    uint64
+	)
+	r := d.c.getRequest()
+	defer d.c.putRequest(r)
 	r.entries = len(logs)
 	r.apply = func(tx *bolt.Tx) error {
-		lb := tx.Bucket(s.name)
-		if lb == nil {
+		if d.byNum[s.num] != s {
 			return &cleanError{ErrGroupNotFound}
 		}
-		lb.FillPercent = 1.0 // append-mostly: pack pages full
-		var k [8]byte
-		for i, l := range logs {
-			binary.BigEndian.PutUint64(k[:], l.Index)
-			if err := lb.Put(k[:], vals[i]); err != nil {
-				return fmt.Errorf("storage: store log %d of group %q: %w", l.Index, s.id, err)
+		wb := tx.Bucket(walBucket)
+		wb.FillPercent = 1.0 // append-only: pack pages full
+		replaced, revived, floor = replaced[:0], 0, s.floor
+		if lo := logs[0].Index; lo < floor {
+			// Entries below the floor become live again: delete the dead
+			// ones they would bring back.
+			floor = lo
+			for _, p := range s.dead {
+				if p.index >= lo {
+					if err := wb.Delete(uint64Key(p.seq)); err != nil {
+						return err
+					}
+					revived++
+				}
+			}
+			rec := groupRecord{num: s.num, floor: floor, minSeq: s.minSeq}
+			if err := tx.Bucket(walGroupsBucket).Put([]byte(s.id), rec.encode()); err != nil {
+				return err
 			}
 		}
-		first, last = bounds(lb)
+		if last := len(s.live) - 1; last >= 0 && logs[0].Index <= s.live[last].index {
+			for _, l := range logs {
+				if i, ok := searchPairs(s.live, l.Index); ok {
+					if err := wb.Delete(uint64Key(s.live[i].seq)); err != nil {
+						return err
+					}
+					replaced = append(replaced, l.Index)
+				}
+			}
+		}
+		for i, l := range logs {
+			seq := d.nextSeq
+			d.nextSeq++
+			if err := wb.Put(uint64Key(seq), vals[i]); err != nil {
+				return fmt.Errorf("storage: store log %d of group %q: %w", l.Index, s.id, err)
+			}
+			added[i] = walPair{l.Index, seq}
+		}
 		return nil
 	}
-	r.after = func() { s.setBounds(first, last) }
-	return s.d.c.do(r)
+	r.after = func() {
+		d.walKeys += len(added) - len(replaced) - revived
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if floor < s.floor {
+			s.floor = floor
+			s.dead = slices.DeleteFunc(s.dead, func(p walPair) bool { return p.index >= floor })
+		}
+		d.committed = max(d.committed, added[len(added)-1].seq+1)
+		if n := len(s.live); n == 0 || added[0].index > s.live[n-1].index {
+			s.ordered = s.ordered || n == 0
+			s.live = append(s.live, added...)
+			return
+		}
+		s.live = mergePairs(s.live, added)
+		s.ordered = seqsOrdered(s.live)
+	}
+	return d.c.do(r)
 }
 
-// DeleteRange deletes the entries in [min, max] durably.
+// sortedUnique returns logs sorted by index with one entry per index (the
+// last one given wins), as raft always passes them.
+func sortedUnique(logs []*raft.Log) []*raft.Log {
+	ok := true
+	for i := 1; i < len(logs) && ok; i++ {
+		ok = logs[i].Index > logs[i-1].Index
+	}
+	if ok {
+		return logs
+	}
+	out := slices.Clone(logs)
+	slices.SortStableFunc(out, func(a, b *raft.Log) int { return cmp.Compare(a.Index, b.Index) })
+	u := out[:0]
+	for i, l := range out {
+		if i+1 < len(out) && out[i+1].Index == l.Index {
+			continue // a later entry of the same index wins
+		}
+		u = append(u, l)
+	}
+	return u
+}
+
+// DeleteRange deletes the entries in [min, max] durably. Deleting a prefix
+// (raft's compaction) only raises the group's floor and then trims the
+// garbage at the front of the wal; other deletes remove the entries.
 func (s *LogStore) DeleteRange(min, max uint64) error {
 	if min > max {
 		return nil
@@ -155,29 +273,80 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	if s.dropped.Load() {
 		return ErrGroupNotFound
 	}
-	var first, last uint64
-	r := s.d.c.getRequest()
-	defer s.d.c.putRequest(r)
-	r.apply = func(tx *bolt.Tx) error {
-		lb := tx.Bucket(s.name)
-		if lb == nil {
-			return &cleanError{ErrGroupNotFound}
+	d := s.d
+	var relocate *LogStore
+	err := func() error {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		var (
+			lo, hi int
+			prefix bool
+			n      int
+			cut    uint64
+		)
+		r := d.c.getRequest()
+		defer d.c.putRequest(r)
+		r.apply = func(tx *bolt.Tx) error {
+			if d.byNum[s.num] != s {
+				return &cleanError{ErrGroupNotFound}
+			}
+			relocate, n = nil, 0
+			lo, _ = searchPairs(s.live, min)
+			hi, _ = searchPairs(s.live, max)
+			if hi < len(s.live) && s.live[hi].index == max {
+				hi++
+			}
+			if lo == hi {
+				return nil
+			}
+			wb := tx.Bucket(walBucket)
+			prefix = lo == 0
+			if !prefix {
+				for _, p := range s.live[lo:hi] {
+					if err := wb.Delete(uint64Key(p.seq)); err != nil {
+						return fmt.Errorf("storage: delete log %d of group %q: %w", p.index, s.id, err)
+					}
+				}
+				return nil
+			}
+			rec := groupRecord{num: s.num, floor: s.live[hi-1].index + 1, minSeq: s.minSeq}
+			if err := tx.Bucket(walGroupsBucket).Put([]byte(s.id), rec.encode()); err != nil {
+				return err
+			}
+			low, pin, live := d.liveStats(s, s.live[hi:], s.ordered)
+			var err error
+			if n, cut, err = d.trimFront(wb, low); err != nil {
+				return err
+			}
+			if garbage := d.walKeys - n - live; pin != nil && garbage > live/2+d.slack {
+				relocate = pin
+			}
+			return nil
 		}
-		c := lb.Cursor()
-		var minKey [8]byte
-		binary.BigEndian.PutUint64(minKey[:], min)
-		// Re-seek after each delete: a bbolt cursor skips an element when
-		// Next follows Delete.
-		for k, _ := c.Seek(minKey[:]); k != nil && be64(k) <= max; k, _ = c.Seek(minKey[:]) {
-			if err := c.Delete(); err != nil {
-				return fmt.Errorf("storage: delete log %d of group %q: %w", be64(k), s.id, err)
+		r.after = func() {
+			if lo == hi {
+				return
+			}
+			s.mu.Lock()
+			if prefix {
+				s.floor = s.live[hi-1].index + 1
+				s.dead = append(s.dead, s.live[:hi]...)
+				s.live = slices.Clone(s.live[hi:])
+			} else {
+				d.walKeys -= hi - lo
+				s.live = slices.Delete(s.live, lo, hi)
+			}
+			s.mu.Unlock()
+			if prefix {
+				d.trimmed(n, cut)
 			}
 		}
-		first, last = bounds(lb)
-		return nil
+		return d.c.do(r)
+	}()
+	if err == nil && relocate != nil {
+		d.relocate(relocate)
 	}
-	r.after = func() { s.setBounds(first, last) }
-	return s.d.c.do(r)
+	return err
 }
 
 // Set stores a stable-store key durably.
