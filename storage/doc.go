@@ -36,10 +36,12 @@
 // shared bucket "meta". Buckets are kept flat so that a group commit dirties
 // about one page per shard.
 //
-// On-disk layout of the log store: the entries of every group in one
-// bucket "wal", in commit order (8-byte big-endian sequence -> group number,
-// raft index, encoded raft.Log), so that a group commit appends to one
-// B+tree; "walgroups" (group ID -> number, floor, min sequence) says which
+// On-disk layout of the log store: new entries of every group in one bucket
+// "wal", in commit order (8-byte big-endian sequence -> group number, raft
+// index, encoded raft.Log), so that a group commit appends to one B+tree;
+// entries that stay live long are moved once to their group's
+// "archive/<id>" bucket (index -> entry) by a log-structured cleaner;
+// "walgroups" (group ID -> number, floor, min sequence) says which wal
 // entries are live; "stable/<id>" holds each group's raft.StableStore keys.
 // See wal.go.
 package storage

@@ -54,9 +54,9 @@ type LogDB struct {
 	walKeys   int                  // keys in the wal bucket, live or not
 	byNum     map[uint64]*LogStore // the groups in walgroups
 
-	relocating sync.Mutex // one relocation at a time
-	trimMax    int        // maxTrim (tests lower it)
-	slack      int        // relocateSlack (tests lower it)
+	cleaning sync.Mutex // one clean at a time
+	trimMax  int        // maxTrim (tests lower it)
+	slack    int        // cleanSlack (tests lower it)
 
 	// shared: the file and committer belong to a DB (Open), which closes them.
 	shared bool
@@ -70,7 +70,7 @@ type LogDB struct {
 func newLogDB(db *bolt.DB, logger *slog.Logger, c *committer, shared bool) (*LogDB, error) {
 	d := &LogDB{db: db, logger: logger, c: c, shared: shared,
 		groups: make(map[string]*LogStore), byNum: make(map[uint64]*LogStore),
-		trimMax: maxTrim, slack: relocateSlack}
+		trimMax: maxTrim, slack: cleanSlack}
 	if err := db.Update(prepareWAL); err != nil {
 		return nil, fmt.Errorf("storage: prepare raft log: %w", err)
 	}
@@ -85,7 +85,14 @@ func newLogDB(db *bolt.DB, logger *slog.Logger, c *committer, shared bool) (*Log
 			s.floor, s.minSeq = r.floor, r.minSeq
 			d.groups[s.id], d.byNum[r.num], recs[r.num] = s, s, r
 			d.nextNum = max(d.nextNum, r.num+1)
-			return nil
+			ab := tx.Bucket(s.archive)
+			if ab == nil {
+				return fmt.Errorf("%w: raft group %q has no archive bucket", ErrCorrupt, k)
+			}
+			return ab.ForEach(func(k, _ []byte) error {
+				s.live = append(s.live, walPair{be64(k), archived})
+				return nil
+			})
 		}); err != nil {
 			return err
 		}
@@ -112,6 +119,7 @@ func newLogDB(db *bolt.DB, logger *slog.Logger, c *committer, shared bool) (*Log
 	if err != nil {
 		return nil, fmt.Errorf("storage: load raft log: %w", err)
 	}
+	d.nextSeq = max(d.nextSeq, 1) // 0 marks archived entries
 	d.committed = d.nextSeq
 	for _, s := range d.byNum {
 		byIndex := func(a, b walPair) int { return cmp.Compare(a.index, b.index) }
@@ -128,7 +136,7 @@ func newLogDB(db *bolt.DB, logger *slog.Logger, c *committer, shared bool) (*Log
 }
 
 func (d *LogDB) newStore(id string, num uint64) *LogStore {
-	return &LogStore{d: d, id: id, num: num, stable: []byte(stablePrefix + id)}
+	return &LogStore{d: d, id: id, num: num, stable: []byte(stablePrefix + id), archive: []byte(archivePrefix + id)}
 }
 
 // OpenLogDB opens (creating if needed) the log database at path and starts
@@ -185,8 +193,10 @@ func (d *LogDB) Group(id string) (*LogStore, error) {
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(s.stable); err != nil {
-			return err
+		for _, name := range [][]byte{s.stable, s.archive} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
 		}
 		s.num = d.nextNum
 		return tx.Bucket(walGroupsBucket).Put([]byte(id), groupRecord{num: s.num}.encode())
@@ -220,8 +230,10 @@ func (d *LogDB) DropGroup(id string) error {
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(s.stable); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-			return err
+		for _, name := range [][]byte{s.stable, s.archive} {
+			if err := tx.DeleteBucket(name); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+				return err
+			}
 		}
 		// Its entries become garbage: the number is never reused.
 		return tx.Bucket(walGroupsBucket).Delete([]byte(id))
@@ -248,11 +260,11 @@ func (d *LogDB) Groups() ([]string, error) {
 }
 
 // liveStats returns the lowest live sequence of all groups (or the first
-// sequence not yet committed, if lower), the group holding it and the number
-// of live entries. Group g is
-// counted with live pairs gLive (its state once the running request
-// commits). It runs on the committer goroutine.
-func (d *LogDB) liveStats(g *LogStore, gLive []walPair, gOrdered bool) (low uint64, pin *LogStore, total int) {
+// sequence not yet committed, if lower) and the number of live entries in
+// the wal.
+// Group g is counted with live pairs gLive (its state once the running
+// request commits). It runs on the committer goroutine.
+func (d *LogDB) liveStats(g *LogStore, gLive []walPair, gOrdered bool) (low uint64, total int) {
 	// Requests earlier in the running commit may have written entries that
 	// no group lists yet: they are at or above committed.
 	low = d.committed
@@ -261,12 +273,14 @@ func (d *LogDB) liveStats(g *LogStore, gLive []walPair, gOrdered bool) (low uint
 		if s == g {
 			live, ordered = gLive, gOrdered
 		}
-		total += len(live)
-		if m := minSeq(live, ordered); m < low {
-			low, pin = m, s
+		if ordered {
+			total += len(live) - walStart(live)
+		} else {
+			total += walCount(live)
 		}
+		low = min(low, minSeq(live, ordered))
 	}
-	return low, pin, total
+	return low, total
 }
 
 // trimFront deletes the wal keys below low, at most trimMax of them. It
@@ -298,67 +312,124 @@ func (d *LogDB) trimmed(n int, cut uint64) {
 	}
 }
 
-// relocate rewrites group g's live entries at the tail of the wal so that
-// the garbage in front of them can be trimmed. It is an optimisation: a
+// clean archives the live entries in the oldest part of the wal (moves them
+// to their groups' archive buckets) and raises their groups' min sequence,
+// so that the garbage around them can be trimmed: a log-structured
+// cleaner, for the trailing logs of idle shards, which would otherwise hold
+// back the front of the wal while busy shards move on. It picks the oldest
+// part that is at most half live, so it moves at most one entry per key it
+// frees, and an entry is moved at most once. It is an optimisation: a
 // failure is logged (the committer reports the same error to every writer).
-func (d *LogDB) relocate(g *LogStore) {
-	if !d.relocating.TryLock() {
+func (d *LogDB) clean() {
+	if !d.cleaning.TryLock() {
 		return
 	}
-	defer d.relocating.Unlock()
-	g.wmu.Lock()
-	defer g.wmu.Unlock()
-	if g.dropped.Load() {
-		return
+	defer d.cleaning.Unlock()
+	type change struct {
+		g      *LogStore
+		live   []walPair
+		minSeq uint64
 	}
 	var (
-		moved   []walPair
+		changes []change
+		deleted int // wal keys deleted besides the trim
 		n       int
 		cut     uint64
-		newMin  uint64
-		trimErr error
 	)
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
+	// Alone in its commit, it sees every group as committed; no other
+	// request of any group can interleave.
 	r.solo = true
 	r.apply = func(tx *bolt.Tx) error {
-		if d.byNum[g.num] != g {
-			return &cleanError{ErrGroupNotFound}
-		}
+		changes, deleted, n = changes[:0], 0, 0
 		wb := tx.Bucket(walBucket)
-		wb.FillPercent = 1.0
-		newMin = d.nextSeq
-		moved = make([]walPair, 0, len(g.live))
-		for _, p := range g.live {
-			v := wb.Get(uint64Key(p.seq))
-			if v == nil {
-				return fmt.Errorf("%w: raft group %q: entry %d (wal %d) is missing", ErrCorrupt, g.id, p.index, p.seq)
+		k, _ := wb.Cursor().First()
+		if k == nil {
+			return nil
+		}
+		front := be64(k)
+		below := func(t uint64) (c int) {
+			for _, g := range d.byNum {
+				c += countBelow(g.live, g.ordered, t)
 			}
-			seq := d.nextSeq
-			d.nextSeq++
-			if err := wb.Put(uint64Key(seq), bytes.Clone(v)); err != nil {
+			return c
+		}
+		t := d.committed
+		for t > front && 2*below(t) > int(t-front) {
+			t = front + (t-front)/2
+		}
+		if t <= front {
+			return nil
+		}
+		for _, g := range d.byNum {
+			if countBelow(g.live, g.ordered, t) == 0 {
+				continue
+			}
+			// Archive a prefix (by index) of the group's wal entries: every
+			// one up to the last below t.
+			var upTo uint64
+			for _, p := range g.live {
+				if p.seq != archived && p.seq < t {
+					upTo = max(upTo, p.index)
+				}
+			}
+			ab := tx.Bucket(g.archive)
+			ab.FillPercent = 1.0
+			live := slices.Clone(g.live)
+			for i, p := range live {
+				if p.seq == archived || p.index > upTo {
+					continue
+				}
+				v := wb.Get(uint64Key(p.seq))
+				if v == nil {
+					return fmt.Errorf("%w: raft group %q: entry %d (wal %d) is missing", ErrCorrupt, g.id, p.index, p.seq)
+				}
+				if err := ab.Put(uint64Key(p.index), bytes.Clone(v)); err != nil {
+					return err
+				}
+				if p.seq >= t { // not garbage by the new min sequence
+					if err := wb.Delete(uint64Key(p.seq)); err != nil {
+						return err
+					}
+					deleted++
+				}
+				live[i].seq = archived
+			}
+			c := change{g: g, live: live, minSeq: max(g.minSeq, t)}
+			if err := tx.Bucket(walGroupsBucket).Put([]byte(g.id), groupRecord{num: g.num, floor: g.floor, minSeq: c.minSeq}.encode()); err != nil {
 				return err
 			}
-			moved = append(moved, walPair{p.index, seq})
+			changes = append(changes, c)
 		}
-		rec := groupRecord{num: g.num, floor: g.floor, minSeq: newMin}
-		if err := tx.Bucket(walGroupsBucket).Put([]byte(g.id), rec.encode()); err != nil {
-			return err
+		low := d.committed
+		changed := make(map[*LogStore][]walPair, len(changes))
+		for _, c := range changes {
+			changed[c.g] = c.live
 		}
-		low, _, _ := d.liveStats(g, moved, true)
-		n, cut, trimErr = d.trimFront(wb, low)
-		return trimErr
+		for _, g := range d.byNum {
+			if live, ok := changed[g]; ok {
+				low = min(low, minSeq(live, false))
+			} else {
+				low = min(low, minSeq(g.live, g.ordered))
+			}
+		}
+		var err error
+		n, cut, err = d.trimFront(wb, low)
+		return err
 	}
 	r.after = func() {
-		g.mu.Lock()
-		g.live, g.ordered, g.minSeq = moved, true, newMin
-		g.dead = nil // all below newMin
-		g.mu.Unlock()
-		d.committed = max(d.committed, d.nextSeq)
-		d.walKeys += len(moved)
+		for _, c := range changes {
+			g := c.g
+			g.mu.Lock()
+			g.live, g.ordered, g.minSeq = c.live, seqsOrdered(c.live), c.minSeq
+			g.dead = slices.DeleteFunc(g.dead, func(p walPair) bool { return p.seq < c.minSeq })
+			g.mu.Unlock()
+		}
+		d.walKeys -= deleted
 		d.trimmed(n, cut)
 	}
-	if err := d.c.do(r); err != nil && !errors.Is(err, ErrGroupNotFound) && !errors.Is(err, ErrClosed) {
-		d.logger.Error("storage: relocating a raft log failed", "group", g.id, "err", err)
+	if err := d.c.do(r); err != nil && !errors.Is(err, ErrClosed) {
+		d.logger.Error("storage: cleaning the raft log failed", "err", err)
 	}
 }

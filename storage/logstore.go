@@ -27,22 +27,23 @@ var (
 // entry), so FirstIndex and LastIndex do not touch the file and GetLog is
 // one lookup.
 type LogStore struct {
-	d      *LogDB
-	id     string
-	num    uint64 // group number in the wal; set before the store is shared
-	stable []byte // stable-store bucket
+	d       *LogDB
+	id      string
+	num     uint64 // group number in the wal; set before the store is shared
+	stable  []byte // stable-store bucket
+	archive []byte // archive bucket (wal.go)
 
 	// wmu serialises the group's log writes (StoreLogs, DeleteRange, its
-	// relocation and drop): a group has at most one of them in any commit,
-	// so each computes its changes from the committed state.
+	// drop): a group has at most one of them in any commit, so each computes
+	// its changes from the committed state. (The cleaner commits alone.)
 	wmu sync.Mutex
 
 	// mu guards the fields below. They change only on the committer
 	// goroutine (in request functions), which reads them without mu.
 	mu      sync.Mutex
-	live    []walPair // sorted by index
+	live    []walPair // sorted by index; seq 0: archived
 	ordered bool      // live's sequences grow with the index
-	dead    []walPair // below floor, not yet trimmed, sorted by index
+	dead    []walPair // in the wal below floor, not yet trimmed, sorted by index
 	floor   uint64
 	minSeq  uint64
 	dropped atomic.Bool
@@ -118,14 +119,22 @@ func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
 		}
 		return raft.ErrLogNotFound
 	}
-	tx, b, err := s.readTx(walBucket)
+	name := walBucket
+	if seq == archived {
+		name = s.archive
+	}
+	tx, b, err := s.readTx(name)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	v := b.Get(uint64Key(seq))
+	key := uint64Key(seq)
+	if seq == archived {
+		key = uint64Key(index)
+	}
+	v := b.Get(key)
 	if v == nil {
-		// Deleted since the lookup (relocation never deletes live entries).
+		// Deleted (or archived) since the lookup.
 		return raft.ErrLogNotFound
 	}
 	num, idx, rest, err := parseWALHeader(seq, v)
@@ -170,8 +179,8 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	defer s.wmu.Unlock()
 	var (
 		added    = make([]walPair, len(logs))
-		replaced []uint64 // indexes whose old entry was deleted
-		revived  int      // dead entries deleted (the floor went down)
+		replaced []walPair // old entries deleted
+		revived  int       // dead entries deleted (the floor went down)
 		floor    uint64
 	)
 	r := d.c.getRequest()
@@ -204,10 +213,10 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		if last := len(s.live) - 1; last >= 0 && logs[0].Index <= s.live[last].index {
 			for _, l := range logs {
 				if i, ok := searchPairs(s.live, l.Index); ok {
-					if err := wb.Delete(uint64Key(s.live[i].seq)); err != nil {
+					if err := s.deleteEntry(tx, s.live[i]); err != nil {
 						return err
 					}
-					replaced = append(replaced, l.Index)
+					replaced = append(replaced, s.live[i])
 				}
 			}
 		}
@@ -222,7 +231,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		return nil
 	}
 	r.after = func() {
-		d.walKeys += len(added) - len(replaced) - revived
+		d.walKeys += len(added) - revived - walCount(replaced)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if floor < s.floor {
@@ -239,6 +248,25 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		s.ordered = seqsOrdered(s.live)
 	}
 	return d.c.do(r)
+}
+
+// deleteEntry deletes entry p from the wal or the archive.
+func (s *LogStore) deleteEntry(tx *bolt.Tx, p walPair) error {
+	if p.seq == archived {
+		return tx.Bucket(s.archive).Delete(uint64Key(p.index))
+	}
+	return tx.Bucket(walBucket).Delete(uint64Key(p.seq))
+}
+
+// walCount returns how many of ps are in the wal.
+func walCount(ps []walPair) int {
+	n := 0
+	for _, p := range ps {
+		if p.seq != archived {
+			n++
+		}
+	}
+	return n
 }
 
 // sortedUnique returns logs sorted by index with one entry per index (the
@@ -274,7 +302,7 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 		return ErrGroupNotFound
 	}
 	d := s.d
-	var relocate *LogStore
+	var needClean bool
 	err := func() error {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
@@ -290,7 +318,7 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 			if d.byNum[s.num] != s {
 				return &cleanError{ErrGroupNotFound}
 			}
-			relocate, n = nil, 0
+			needClean, n = false, 0
 			lo, _ = searchPairs(s.live, min)
 			hi, _ = searchPairs(s.live, max)
 			if hi < len(s.live) && s.live[hi].index == max {
@@ -301,26 +329,26 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 			}
 			wb := tx.Bucket(walBucket)
 			prefix = lo == 0
-			if !prefix {
-				for _, p := range s.live[lo:hi] {
-					if err := wb.Delete(uint64Key(p.seq)); err != nil {
+			for _, p := range s.live[lo:hi] {
+				if !prefix || p.seq == archived {
+					if err := s.deleteEntry(tx, p); err != nil {
 						return fmt.Errorf("storage: delete log %d of group %q: %w", p.index, s.id, err)
 					}
 				}
+			}
+			if !prefix {
 				return nil
 			}
 			rec := groupRecord{num: s.num, floor: s.live[hi-1].index + 1, minSeq: s.minSeq}
 			if err := tx.Bucket(walGroupsBucket).Put([]byte(s.id), rec.encode()); err != nil {
 				return err
 			}
-			low, pin, live := d.liveStats(s, s.live[hi:], s.ordered)
+			low, live := d.liveStats(s, s.live[hi:], s.ordered)
 			var err error
 			if n, cut, err = d.trimFront(wb, low); err != nil {
 				return err
 			}
-			if garbage := d.walKeys - n - live; pin != nil && garbage > live/2+d.slack {
-				relocate = pin
-			}
+			needClean = d.walKeys-n-live > live/2+d.slack
 			return nil
 		}
 		r.after = func() {
@@ -330,12 +358,17 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 			s.mu.Lock()
 			if prefix {
 				s.floor = s.live[hi-1].index + 1
-				s.dead = append(s.dead, s.live[:hi]...)
+				for _, p := range s.live[:hi] {
+					if p.seq != archived {
+						s.dead = append(s.dead, p)
+					}
+				}
 				s.live = slices.Clone(s.live[hi:])
 			} else {
-				d.walKeys -= hi - lo
+				d.walKeys -= walCount(s.live[lo:hi])
 				s.live = slices.Delete(s.live, lo, hi)
 			}
+			s.ordered = seqsOrdered(s.live)
 			s.mu.Unlock()
 			if prefix {
 				d.trimmed(n, cut)
@@ -343,8 +376,8 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 		}
 		return d.c.do(r)
 	}()
-	if err == nil && relocate != nil {
-		d.relocate(relocate)
+	if err == nil && needClean {
+		d.clean()
 	}
 	return err
 }
