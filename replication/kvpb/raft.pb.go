@@ -463,6 +463,94 @@ func (x *HeartbeatRequest) GetRequest() *AppendEntriesRequest {
 	return nil
 }
 
+type HeartbeatBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*HeartbeatRequest    `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatBatch) Reset() {
+	*x = HeartbeatBatch{}
+	mi := &file_raft_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatBatch) ProtoMessage() {}
+
+func (x *HeartbeatBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatBatch.ProtoReflect.Descriptor instead.
+func (*HeartbeatBatch) Descriptor() ([]byte, []int) {
+	return file_raft_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *HeartbeatBatch) GetRequests() []*HeartbeatRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type HeartbeatResponseBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Responses     []*HeartbeatResponse   `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatResponseBatch) Reset() {
+	*x = HeartbeatResponseBatch{}
+	mi := &file_raft_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatResponseBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatResponseBatch) ProtoMessage() {}
+
+func (x *HeartbeatResponseBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_raft_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatResponseBatch.ProtoReflect.Descriptor instead.
+func (*HeartbeatResponseBatch) Descriptor() ([]byte, []int) {
+	return file_raft_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HeartbeatResponseBatch) GetResponses() []*HeartbeatResponse {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
 type HeartbeatResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -475,7 +563,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_raft_proto_msgTypes[5]
+	mi := &file_raft_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +575,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[5]
+	mi := &file_raft_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +588,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{5}
+	return file_raft_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HeartbeatResponse) GetId() uint64 {
@@ -545,7 +633,7 @@ type RequestVoteRequest struct {
 
 func (x *RequestVoteRequest) Reset() {
 	*x = RequestVoteRequest{}
-	mi := &file_raft_proto_msgTypes[6]
+	mi := &file_raft_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +645,7 @@ func (x *RequestVoteRequest) String() string {
 func (*RequestVoteRequest) ProtoMessage() {}
 
 func (x *RequestVoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[6]
+	mi := &file_raft_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +658,7 @@ func (x *RequestVoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestVoteRequest.ProtoReflect.Descriptor instead.
 func (*RequestVoteRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{6}
+	return file_raft_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RequestVoteRequest) GetHeader() *RPCHeader {
@@ -627,7 +715,7 @@ type RequestVoteResponse struct {
 
 func (x *RequestVoteResponse) Reset() {
 	*x = RequestVoteResponse{}
-	mi := &file_raft_proto_msgTypes[7]
+	mi := &file_raft_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +727,7 @@ func (x *RequestVoteResponse) String() string {
 func (*RequestVoteResponse) ProtoMessage() {}
 
 func (x *RequestVoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[7]
+	mi := &file_raft_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +740,7 @@ func (x *RequestVoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestVoteResponse.ProtoReflect.Descriptor instead.
 func (*RequestVoteResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{7}
+	return file_raft_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RequestVoteResponse) GetHeader() *RPCHeader {
@@ -695,7 +783,7 @@ type RequestPreVoteRequest struct {
 
 func (x *RequestPreVoteRequest) Reset() {
 	*x = RequestPreVoteRequest{}
-	mi := &file_raft_proto_msgTypes[8]
+	mi := &file_raft_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +795,7 @@ func (x *RequestPreVoteRequest) String() string {
 func (*RequestPreVoteRequest) ProtoMessage() {}
 
 func (x *RequestPreVoteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[8]
+	mi := &file_raft_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +808,7 @@ func (x *RequestPreVoteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestPreVoteRequest.ProtoReflect.Descriptor instead.
 func (*RequestPreVoteRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{8}
+	return file_raft_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RequestPreVoteRequest) GetHeader() *RPCHeader {
@@ -762,7 +850,7 @@ type RequestPreVoteResponse struct {
 
 func (x *RequestPreVoteResponse) Reset() {
 	*x = RequestPreVoteResponse{}
-	mi := &file_raft_proto_msgTypes[9]
+	mi := &file_raft_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +862,7 @@ func (x *RequestPreVoteResponse) String() string {
 func (*RequestPreVoteResponse) ProtoMessage() {}
 
 func (x *RequestPreVoteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[9]
+	mi := &file_raft_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +875,7 @@ func (x *RequestPreVoteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestPreVoteResponse.ProtoReflect.Descriptor instead.
 func (*RequestPreVoteResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{9}
+	return file_raft_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RequestPreVoteResponse) GetHeader() *RPCHeader {
@@ -820,7 +908,7 @@ type TimeoutNowRequest struct {
 
 func (x *TimeoutNowRequest) Reset() {
 	*x = TimeoutNowRequest{}
-	mi := &file_raft_proto_msgTypes[10]
+	mi := &file_raft_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +920,7 @@ func (x *TimeoutNowRequest) String() string {
 func (*TimeoutNowRequest) ProtoMessage() {}
 
 func (x *TimeoutNowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[10]
+	mi := &file_raft_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +933,7 @@ func (x *TimeoutNowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimeoutNowRequest.ProtoReflect.Descriptor instead.
 func (*TimeoutNowRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{10}
+	return file_raft_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TimeoutNowRequest) GetHeader() *RPCHeader {
@@ -864,7 +952,7 @@ type TimeoutNowResponse struct {
 
 func (x *TimeoutNowResponse) Reset() {
 	*x = TimeoutNowResponse{}
-	mi := &file_raft_proto_msgTypes[11]
+	mi := &file_raft_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +964,7 @@ func (x *TimeoutNowResponse) String() string {
 func (*TimeoutNowResponse) ProtoMessage() {}
 
 func (x *TimeoutNowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[11]
+	mi := &file_raft_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +977,7 @@ func (x *TimeoutNowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimeoutNowResponse.ProtoReflect.Descriptor instead.
 func (*TimeoutNowResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{11}
+	return file_raft_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TimeoutNowResponse) GetHeader() *RPCHeader {
@@ -917,7 +1005,7 @@ type InstallSnapshotRequest struct {
 
 func (x *InstallSnapshotRequest) Reset() {
 	*x = InstallSnapshotRequest{}
-	mi := &file_raft_proto_msgTypes[12]
+	mi := &file_raft_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1017,7 @@ func (x *InstallSnapshotRequest) String() string {
 func (*InstallSnapshotRequest) ProtoMessage() {}
 
 func (x *InstallSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[12]
+	mi := &file_raft_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1030,7 @@ func (x *InstallSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstallSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*InstallSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{12}
+	return file_raft_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InstallSnapshotRequest) GetHeader() *RPCHeader {
@@ -1025,7 +1113,7 @@ type InstallSnapshotChunk struct {
 
 func (x *InstallSnapshotChunk) Reset() {
 	*x = InstallSnapshotChunk{}
-	mi := &file_raft_proto_msgTypes[13]
+	mi := &file_raft_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1125,7 @@ func (x *InstallSnapshotChunk) String() string {
 func (*InstallSnapshotChunk) ProtoMessage() {}
 
 func (x *InstallSnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[13]
+	mi := &file_raft_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1138,7 @@ func (x *InstallSnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstallSnapshotChunk.ProtoReflect.Descriptor instead.
 func (*InstallSnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{13}
+	return file_raft_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InstallSnapshotChunk) GetRequest() *InstallSnapshotRequest {
@@ -1078,7 +1166,7 @@ type InstallSnapshotResponse struct {
 
 func (x *InstallSnapshotResponse) Reset() {
 	*x = InstallSnapshotResponse{}
-	mi := &file_raft_proto_msgTypes[14]
+	mi := &file_raft_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1178,7 @@ func (x *InstallSnapshotResponse) String() string {
 func (*InstallSnapshotResponse) ProtoMessage() {}
 
 func (x *InstallSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raft_proto_msgTypes[14]
+	mi := &file_raft_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1191,7 @@ func (x *InstallSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstallSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*InstallSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_raft_proto_rawDescGZIP(), []int{14}
+	return file_raft_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *InstallSnapshotResponse) GetHeader() *RPCHeader {
@@ -1171,7 +1259,11 @@ const file_raft_proto_rawDesc = "" +
 	"\x05error\x18\x06 \x01(\tR\x05error\"`\n" +
 	"\x10HeartbeatRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12<\n" +
-	"\arequest\x18\x02 \x01(\v2\".ridgeline.v1.AppendEntriesRequestR\arequest\"\x92\x01\n" +
+	"\arequest\x18\x02 \x01(\v2\".ridgeline.v1.AppendEntriesRequestR\arequest\"L\n" +
+	"\x0eHeartbeatBatch\x12:\n" +
+	"\brequests\x18\x01 \x03(\v2\x1e.ridgeline.v1.HeartbeatRequestR\brequests\"W\n" +
+	"\x16HeartbeatResponseBatch\x12=\n" +
+	"\tresponses\x18\x01 \x03(\v2\x1f.ridgeline.v1.HeartbeatResponseR\tresponses\"\x92\x01\n" +
 	"\x11HeartbeatResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12?\n" +
 	"\bresponse\x18\x02 \x01(\v2#.ridgeline.v1.AppendEntriesResponseR\bresponse\x12\x12\n" +
@@ -1220,12 +1312,12 @@ const file_raft_proto_rawDesc = "" +
 	"\x17InstallSnapshotResponse\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.ridgeline.v1.RPCHeaderR\x06header\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x18\n" +
-	"\asuccess\x18\x03 \x01(\bR\asuccess2\xfb\x04\n" +
+	"\asuccess\x18\x03 \x01(\bR\asuccess2\xfe\x04\n" +
 	"\x04Raft\x12X\n" +
 	"\rAppendEntries\x12\".ridgeline.v1.AppendEntriesRequest\x1a#.ridgeline.v1.AppendEntriesResponse\x12d\n" +
-	"\x15AppendEntriesPipeline\x12\".ridgeline.v1.AppendEntriesRequest\x1a#.ridgeline.v1.AppendEntriesResponse(\x010\x01\x12Q\n" +
+	"\x15AppendEntriesPipeline\x12\".ridgeline.v1.AppendEntriesRequest\x1a#.ridgeline.v1.AppendEntriesResponse(\x010\x01\x12T\n" +
 	"\n" +
-	"Heartbeats\x12\x1e.ridgeline.v1.HeartbeatRequest\x1a\x1f.ridgeline.v1.HeartbeatResponse(\x010\x01\x12R\n" +
+	"Heartbeats\x12\x1c.ridgeline.v1.HeartbeatBatch\x1a$.ridgeline.v1.HeartbeatResponseBatch(\x010\x01\x12R\n" +
 	"\vRequestVote\x12 .ridgeline.v1.RequestVoteRequest\x1a!.ridgeline.v1.RequestVoteResponse\x12[\n" +
 	"\x0eRequestPreVote\x12#.ridgeline.v1.RequestPreVoteRequest\x1a$.ridgeline.v1.RequestPreVoteResponse\x12O\n" +
 	"\n" +
@@ -1245,7 +1337,7 @@ func file_raft_proto_rawDescGZIP() []byte {
 }
 
 var file_raft_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_raft_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_raft_proto_goTypes = []any{
 	(RaftLog_Type)(0),               // 0: ridgeline.v1.RaftLog.Type
 	(*RPCHeader)(nil),               // 1: ridgeline.v1.RPCHeader
@@ -1253,16 +1345,18 @@ var file_raft_proto_goTypes = []any{
 	(*AppendEntriesRequest)(nil),    // 3: ridgeline.v1.AppendEntriesRequest
 	(*AppendEntriesResponse)(nil),   // 4: ridgeline.v1.AppendEntriesResponse
 	(*HeartbeatRequest)(nil),        // 5: ridgeline.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),       // 6: ridgeline.v1.HeartbeatResponse
-	(*RequestVoteRequest)(nil),      // 7: ridgeline.v1.RequestVoteRequest
-	(*RequestVoteResponse)(nil),     // 8: ridgeline.v1.RequestVoteResponse
-	(*RequestPreVoteRequest)(nil),   // 9: ridgeline.v1.RequestPreVoteRequest
-	(*RequestPreVoteResponse)(nil),  // 10: ridgeline.v1.RequestPreVoteResponse
-	(*TimeoutNowRequest)(nil),       // 11: ridgeline.v1.TimeoutNowRequest
-	(*TimeoutNowResponse)(nil),      // 12: ridgeline.v1.TimeoutNowResponse
-	(*InstallSnapshotRequest)(nil),  // 13: ridgeline.v1.InstallSnapshotRequest
-	(*InstallSnapshotChunk)(nil),    // 14: ridgeline.v1.InstallSnapshotChunk
-	(*InstallSnapshotResponse)(nil), // 15: ridgeline.v1.InstallSnapshotResponse
+	(*HeartbeatBatch)(nil),          // 6: ridgeline.v1.HeartbeatBatch
+	(*HeartbeatResponseBatch)(nil),  // 7: ridgeline.v1.HeartbeatResponseBatch
+	(*HeartbeatResponse)(nil),       // 8: ridgeline.v1.HeartbeatResponse
+	(*RequestVoteRequest)(nil),      // 9: ridgeline.v1.RequestVoteRequest
+	(*RequestVoteResponse)(nil),     // 10: ridgeline.v1.RequestVoteResponse
+	(*RequestPreVoteRequest)(nil),   // 11: ridgeline.v1.RequestPreVoteRequest
+	(*RequestPreVoteResponse)(nil),  // 12: ridgeline.v1.RequestPreVoteResponse
+	(*TimeoutNowRequest)(nil),       // 13: ridgeline.v1.TimeoutNowRequest
+	(*TimeoutNowResponse)(nil),      // 14: ridgeline.v1.TimeoutNowResponse
+	(*InstallSnapshotRequest)(nil),  // 15: ridgeline.v1.InstallSnapshotRequest
+	(*InstallSnapshotChunk)(nil),    // 16: ridgeline.v1.InstallSnapshotChunk
+	(*InstallSnapshotResponse)(nil), // 17: ridgeline.v1.InstallSnapshotResponse
 }
 var file_raft_proto_depIdxs = []int32{
 	0,  // 0: ridgeline.v1.RaftLog.type:type_name -> ridgeline.v1.RaftLog.Type
@@ -1270,35 +1364,37 @@ var file_raft_proto_depIdxs = []int32{
 	2,  // 2: ridgeline.v1.AppendEntriesRequest.entries:type_name -> ridgeline.v1.RaftLog
 	1,  // 3: ridgeline.v1.AppendEntriesResponse.header:type_name -> ridgeline.v1.RPCHeader
 	3,  // 4: ridgeline.v1.HeartbeatRequest.request:type_name -> ridgeline.v1.AppendEntriesRequest
-	4,  // 5: ridgeline.v1.HeartbeatResponse.response:type_name -> ridgeline.v1.AppendEntriesResponse
-	1,  // 6: ridgeline.v1.RequestVoteRequest.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 7: ridgeline.v1.RequestVoteResponse.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 8: ridgeline.v1.RequestPreVoteRequest.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 9: ridgeline.v1.RequestPreVoteResponse.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 10: ridgeline.v1.TimeoutNowRequest.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 11: ridgeline.v1.TimeoutNowResponse.header:type_name -> ridgeline.v1.RPCHeader
-	1,  // 12: ridgeline.v1.InstallSnapshotRequest.header:type_name -> ridgeline.v1.RPCHeader
-	13, // 13: ridgeline.v1.InstallSnapshotChunk.request:type_name -> ridgeline.v1.InstallSnapshotRequest
-	1,  // 14: ridgeline.v1.InstallSnapshotResponse.header:type_name -> ridgeline.v1.RPCHeader
-	3,  // 15: ridgeline.v1.Raft.AppendEntries:input_type -> ridgeline.v1.AppendEntriesRequest
-	3,  // 16: ridgeline.v1.Raft.AppendEntriesPipeline:input_type -> ridgeline.v1.AppendEntriesRequest
-	5,  // 17: ridgeline.v1.Raft.Heartbeats:input_type -> ridgeline.v1.HeartbeatRequest
-	7,  // 18: ridgeline.v1.Raft.RequestVote:input_type -> ridgeline.v1.RequestVoteRequest
-	9,  // 19: ridgeline.v1.Raft.RequestPreVote:input_type -> ridgeline.v1.RequestPreVoteRequest
-	11, // 20: ridgeline.v1.Raft.TimeoutNow:input_type -> ridgeline.v1.TimeoutNowRequest
-	14, // 21: ridgeline.v1.Raft.InstallSnapshot:input_type -> ridgeline.v1.InstallSnapshotChunk
-	4,  // 22: ridgeline.v1.Raft.AppendEntries:output_type -> ridgeline.v1.AppendEntriesResponse
-	4,  // 23: ridgeline.v1.Raft.AppendEntriesPipeline:output_type -> ridgeline.v1.AppendEntriesResponse
-	6,  // 24: ridgeline.v1.Raft.Heartbeats:output_type -> ridgeline.v1.HeartbeatResponse
-	8,  // 25: ridgeline.v1.Raft.RequestVote:output_type -> ridgeline.v1.RequestVoteResponse
-	10, // 26: ridgeline.v1.Raft.RequestPreVote:output_type -> ridgeline.v1.RequestPreVoteResponse
-	12, // 27: ridgeline.v1.Raft.TimeoutNow:output_type -> ridgeline.v1.TimeoutNowResponse
-	15, // 28: ridgeline.v1.Raft.InstallSnapshot:output_type -> ridgeline.v1.InstallSnapshotResponse
-	22, // [22:29] is the sub-list for method output_type
-	15, // [15:22] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	5,  // 5: ridgeline.v1.HeartbeatBatch.requests:type_name -> ridgeline.v1.HeartbeatRequest
+	8,  // 6: ridgeline.v1.HeartbeatResponseBatch.responses:type_name -> ridgeline.v1.HeartbeatResponse
+	4,  // 7: ridgeline.v1.HeartbeatResponse.response:type_name -> ridgeline.v1.AppendEntriesResponse
+	1,  // 8: ridgeline.v1.RequestVoteRequest.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 9: ridgeline.v1.RequestVoteResponse.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 10: ridgeline.v1.RequestPreVoteRequest.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 11: ridgeline.v1.RequestPreVoteResponse.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 12: ridgeline.v1.TimeoutNowRequest.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 13: ridgeline.v1.TimeoutNowResponse.header:type_name -> ridgeline.v1.RPCHeader
+	1,  // 14: ridgeline.v1.InstallSnapshotRequest.header:type_name -> ridgeline.v1.RPCHeader
+	15, // 15: ridgeline.v1.InstallSnapshotChunk.request:type_name -> ridgeline.v1.InstallSnapshotRequest
+	1,  // 16: ridgeline.v1.InstallSnapshotResponse.header:type_name -> ridgeline.v1.RPCHeader
+	3,  // 17: ridgeline.v1.Raft.AppendEntries:input_type -> ridgeline.v1.AppendEntriesRequest
+	3,  // 18: ridgeline.v1.Raft.AppendEntriesPipeline:input_type -> ridgeline.v1.AppendEntriesRequest
+	6,  // 19: ridgeline.v1.Raft.Heartbeats:input_type -> ridgeline.v1.HeartbeatBatch
+	9,  // 20: ridgeline.v1.Raft.RequestVote:input_type -> ridgeline.v1.RequestVoteRequest
+	11, // 21: ridgeline.v1.Raft.RequestPreVote:input_type -> ridgeline.v1.RequestPreVoteRequest
+	13, // 22: ridgeline.v1.Raft.TimeoutNow:input_type -> ridgeline.v1.TimeoutNowRequest
+	16, // 23: ridgeline.v1.Raft.InstallSnapshot:input_type -> ridgeline.v1.InstallSnapshotChunk
+	4,  // 24: ridgeline.v1.Raft.AppendEntries:output_type -> ridgeline.v1.AppendEntriesResponse
+	4,  // 25: ridgeline.v1.Raft.AppendEntriesPipeline:output_type -> ridgeline.v1.AppendEntriesResponse
+	7,  // 26: ridgeline.v1.Raft.Heartbeats:output_type -> ridgeline.v1.HeartbeatResponseBatch
+	10, // 27: ridgeline.v1.Raft.RequestVote:output_type -> ridgeline.v1.RequestVoteResponse
+	12, // 28: ridgeline.v1.Raft.RequestPreVote:output_type -> ridgeline.v1.RequestPreVoteResponse
+	14, // 29: ridgeline.v1.Raft.TimeoutNow:output_type -> ridgeline.v1.TimeoutNowResponse
+	17, // 30: ridgeline.v1.Raft.InstallSnapshot:output_type -> ridgeline.v1.InstallSnapshotResponse
+	24, // [24:31] is the sub-list for method output_type
+	17, // [17:24] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_raft_proto_init() }
@@ -1312,7 +1408,7 @@ func file_raft_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raft_proto_rawDesc), len(file_raft_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,10 +40,12 @@ type RaftClient interface {
 	AppendEntriesPipeline(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[AppendEntriesRequest, AppendEntriesResponse], error)
 	// Heartbeats carries the heartbeats (AppendEntries without entries) of
 	// every raft group from one node to a peer on one stream, instead of one
-	// unary call each. Requests are handled concurrently and answered by id,
-	// in any order; a request that fails is answered with its status, and the
-	// stream goes on.
-	Heartbeats(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HeartbeatRequest, HeartbeatResponse], error)
+	// unary call each. Each message carries the heartbeats queued when it was
+	// sent (those of every group that is confirming its leadership for a
+	// read at that moment), and each answer the responses ready. Requests are
+	// handled concurrently and answered by id, in any order; a request that
+	// fails is answered with its status, and the stream goes on.
+	Heartbeats(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HeartbeatBatch, HeartbeatResponseBatch], error)
 	RequestVote(ctx context.Context, in *RequestVoteRequest, opts ...grpc.CallOption) (*RequestVoteResponse, error)
 	RequestPreVote(ctx context.Context, in *RequestPreVoteRequest, opts ...grpc.CallOption) (*RequestPreVoteResponse, error)
 	TimeoutNow(ctx context.Context, in *TimeoutNowRequest, opts ...grpc.CallOption) (*TimeoutNowResponse, error)
@@ -82,18 +84,18 @@ func (c *raftClient) AppendEntriesPipeline(ctx context.Context, opts ...grpc.Cal
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Raft_AppendEntriesPipelineClient = grpc.BidiStreamingClient[AppendEntriesRequest, AppendEntriesResponse]
 
-func (c *raftClient) Heartbeats(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HeartbeatRequest, HeartbeatResponse], error) {
+func (c *raftClient) Heartbeats(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[HeartbeatBatch, HeartbeatResponseBatch], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Raft_ServiceDesc.Streams[1], Raft_Heartbeats_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[HeartbeatRequest, HeartbeatResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[HeartbeatBatch, HeartbeatResponseBatch]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Raft_HeartbeatsClient = grpc.BidiStreamingClient[HeartbeatRequest, HeartbeatResponse]
+type Raft_HeartbeatsClient = grpc.BidiStreamingClient[HeartbeatBatch, HeartbeatResponseBatch]
 
 func (c *raftClient) RequestVote(ctx context.Context, in *RequestVoteRequest, opts ...grpc.CallOption) (*RequestVoteResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -146,10 +148,12 @@ type RaftServer interface {
 	AppendEntriesPipeline(grpc.BidiStreamingServer[AppendEntriesRequest, AppendEntriesResponse]) error
 	// Heartbeats carries the heartbeats (AppendEntries without entries) of
 	// every raft group from one node to a peer on one stream, instead of one
-	// unary call each. Requests are handled concurrently and answered by id,
-	// in any order; a request that fails is answered with its status, and the
-	// stream goes on.
-	Heartbeats(grpc.BidiStreamingServer[HeartbeatRequest, HeartbeatResponse]) error
+	// unary call each. Each message carries the heartbeats queued when it was
+	// sent (those of every group that is confirming its leadership for a
+	// read at that moment), and each answer the responses ready. Requests are
+	// handled concurrently and answered by id, in any order; a request that
+	// fails is answered with its status, and the stream goes on.
+	Heartbeats(grpc.BidiStreamingServer[HeartbeatBatch, HeartbeatResponseBatch]) error
 	RequestVote(context.Context, *RequestVoteRequest) (*RequestVoteResponse, error)
 	RequestPreVote(context.Context, *RequestPreVoteRequest) (*RequestPreVoteResponse, error)
 	TimeoutNow(context.Context, *TimeoutNowRequest) (*TimeoutNowResponse, error)
@@ -171,7 +175,7 @@ func (UnimplementedRaftServer) AppendEntries(context.Context, *AppendEntriesRequ
 func (UnimplementedRaftServer) AppendEntriesPipeline(grpc.BidiStreamingServer[AppendEntriesRequest, AppendEntriesResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method AppendEntriesPipeline not implemented")
 }
-func (UnimplementedRaftServer) Heartbeats(grpc.BidiStreamingServer[HeartbeatRequest, HeartbeatResponse]) error {
+func (UnimplementedRaftServer) Heartbeats(grpc.BidiStreamingServer[HeartbeatBatch, HeartbeatResponseBatch]) error {
 	return status.Errorf(codes.Unimplemented, "method Heartbeats not implemented")
 }
 func (UnimplementedRaftServer) RequestVote(context.Context, *RequestVoteRequest) (*RequestVoteResponse, error) {
@@ -233,11 +237,11 @@ func _Raft_AppendEntriesPipeline_Handler(srv interface{}, stream grpc.ServerStre
 type Raft_AppendEntriesPipelineServer = grpc.BidiStreamingServer[AppendEntriesRequest, AppendEntriesResponse]
 
 func _Raft_Heartbeats_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(RaftServer).Heartbeats(&grpc.GenericServerStream[HeartbeatRequest, HeartbeatResponse]{ServerStream: stream})
+	return srv.(RaftServer).Heartbeats(&grpc.GenericServerStream[HeartbeatBatch, HeartbeatResponseBatch]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Raft_HeartbeatsServer = grpc.BidiStreamingServer[HeartbeatRequest, HeartbeatResponse]
+type Raft_HeartbeatsServer = grpc.BidiStreamingServer[HeartbeatBatch, HeartbeatResponseBatch]
 
 func _Raft_RequestVote_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RequestVoteRequest)

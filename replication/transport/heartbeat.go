@@ -17,9 +17,13 @@ import (
 	"github.com/ridgeline-kv/ridgeline/replication/kvpb"
 )
 
-// heartbeatQueueLen bounds the heartbeats waiting to be written on one
-// stream; a caller beyond it waits (within its deadline).
-const heartbeatQueueLen = 256
+const (
+	// heartbeatQueueLen bounds the heartbeats waiting to be written on one
+	// stream; a caller beyond it waits (within its deadline).
+	heartbeatQueueLen = 256
+	// heartbeatBatchMax bounds the heartbeats (or responses) in one message.
+	heartbeatBatchMax = 128
+)
 
 var errHeartbeatStreamEnded = errors.New("heartbeat stream ended by the peer")
 
@@ -41,7 +45,7 @@ type heartbeatMux struct {
 // queued requests, a receiver goroutine hands each response to the caller
 // waiting for its id.
 type heartbeatStream struct {
-	stream grpc.BidiStreamingClient[kvpb.HeartbeatRequest, kvpb.HeartbeatResponse]
+	stream grpc.BidiStreamingClient[kvpb.HeartbeatBatch, kvpb.HeartbeatResponseBatch]
 	cancel context.CancelFunc
 	sendq  chan *kvpb.HeartbeatRequest
 	done   chan struct{} // closed once the stream is broken; err says why
@@ -185,11 +189,15 @@ func (s *heartbeatStream) fail(err error) {
 	s.cancel()
 }
 
+// send writes the queued heartbeats, as many per message as are queued.
 func (s *heartbeatStream) send() {
+	batch := &kvpb.HeartbeatBatch{}
 	for {
 		select {
 		case r := <-s.sendq:
-			if err := s.stream.Send(r); err != nil {
+			batch.Requests = drainInto(append(batch.Requests[:0], r), s.sendq)
+			// Send marshals before it returns, so batch can be reused.
+			if err := s.stream.Send(batch); err != nil {
 				if errors.Is(err, io.EOF) {
 					err = errHeartbeatStreamEnded // the real error comes from Recv
 				}
@@ -202,9 +210,22 @@ func (s *heartbeatStream) send() {
 	}
 }
 
+// drainInto appends to batch what q holds, up to heartbeatBatchMax in all.
+func drainInto[T any](batch []T, q <-chan T) []T {
+	for len(batch) < heartbeatBatchMax {
+		select {
+		case r := <-q:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
 func (s *heartbeatStream) receive() {
 	for {
-		resp, err := s.stream.Recv()
+		in, err := s.stream.Recv()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = errHeartbeatStreamEnded
@@ -213,12 +234,14 @@ func (s *heartbeatStream) receive() {
 			return
 		}
 		s.lastRecv.Store(time.Now().UnixNano())
-		s.mu.Lock()
-		ch := s.waiting[resp.GetId()]
-		delete(s.waiting, resp.GetId())
-		s.mu.Unlock()
-		if ch != nil {
-			ch <- resp // buffered: never blocks
+		for _, resp := range in.GetResponses() {
+			s.mu.Lock()
+			ch := s.waiting[resp.GetId()]
+			delete(s.waiting, resp.GetId())
+			s.mu.Unlock()
+			if ch != nil {
+				ch <- resp // buffered: never blocks
+			}
 		}
 	}
 }
@@ -233,13 +256,33 @@ func (m *Manager) heartbeatMux(addr raft.ServerAddress) (*heartbeatMux, error) {
 
 // Heartbeats serves one Heartbeats stream: each request is handled on its
 // own goroutine (a slow replica delays only its own answer) and answered
-// with its id. Failures travel as a status in the response.
-func (s *server) Heartbeats(stream grpc.BidiStreamingServer[kvpb.HeartbeatRequest, kvpb.HeartbeatResponse]) error {
+// with its id; one sender goroutine writes the answers, as many per message
+// as are ready. Failures travel as a status in the response.
+func (s *server) Heartbeats(stream grpc.BidiStreamingServer[kvpb.HeartbeatBatch, kvpb.HeartbeatResponseBatch]) error {
 	s.m.stats.heartbeatStreams.Add(1)
 	ctx := stream.Context()
-	var sendMu sync.Mutex
+	out := make(chan *kvpb.HeartbeatResponse, heartbeatQueueLen)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		batch := &kvpb.HeartbeatResponseBatch{}
+		failed := false
+		for r := range out {
+			batch.Responses = drainInto(append(batch.Responses[:0], r), out)
+			if !failed {
+				// A broken stream also fails Recv, which ends the handler;
+				// until then the answers are dropped.
+				failed = stream.Send(batch) != nil
+			}
+		}
+	}()
 	var wg sync.WaitGroup
-	defer wg.Wait() // Send must not be called once the handler has returned
+	defer func() {
+		// Send must not be called once the handler has returned.
+		wg.Wait()
+		close(out)
+		<-sent
+	}()
 	for {
 		in, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -248,13 +291,10 @@ func (s *server) Heartbeats(stream grpc.BidiStreamingServer[kvpb.HeartbeatReques
 		if err != nil {
 			return err
 		}
-		s.m.stats.streamedHeartbeats.Add(1)
-		wg.Go(func() {
-			out := s.heartbeat(ctx, in)
-			sendMu.Lock()
-			defer sendMu.Unlock()
-			_ = stream.Send(out) // a broken stream also fails Recv, which ends the handler
-		})
+		for _, req := range in.GetRequests() {
+			s.m.stats.streamedHeartbeats.Add(1)
+			wg.Go(func() { out <- s.heartbeat(ctx, req) })
+		}
 	}
 }
 

@@ -152,3 +152,23 @@ func TestHeartbeats_OnlyHeartbeats(t *testing.T) {
 		t.Errorf("heartbeat after a refused request: %v, %v", out, err)
 	}
 }
+
+// TestDrainInto: a message takes every heartbeat queued when it is sent, up
+// to heartbeatBatchMax, and leaves the rest for the next one.
+func TestDrainInto(t *testing.T) {
+	q := make(chan int, 2*heartbeatBatchMax)
+	for i := range heartbeatBatchMax + 5 {
+		q <- i
+	}
+	first := drainInto([]int{-1}, q)
+	if len(first) != heartbeatBatchMax || first[0] != -1 || first[1] != 0 {
+		t.Fatalf("first batch: %d heartbeats starting %v; want %d starting [-1 0]", len(first), first[:2], heartbeatBatchMax)
+	}
+	rest := drainInto(nil, q)
+	if len(rest) != 6 || rest[0] != heartbeatBatchMax-1 {
+		t.Fatalf("second batch = %v; want the 6 left, from %d", rest, heartbeatBatchMax-1)
+	}
+	if empty := drainInto(nil, q); len(empty) != 0 {
+		t.Fatalf("empty queue gave %v", empty)
+	}
+}
