@@ -317,8 +317,9 @@ func (d *LogDB) trimmed(n int, cut uint64) {
 // so that the garbage around them can be trimmed: a log-structured
 // cleaner, for the trailing logs of idle shards, which would otherwise hold
 // back the front of the wal while busy shards move on. It picks the oldest
-// part that is at most half live, so it moves at most one entry per key it
-// frees, and an entry is moved at most once. It is an optimisation: a
+// part that is at most half live (and holds at most maxClean live entries),
+// so it moves at most one entry per key it frees, and an entry is moved at
+// most once. It is an optimisation: a
 // failure is logged (the committer reports the same error to every writer).
 func (d *LogDB) clean() {
 	if !d.cleaning.TryLock() {
@@ -356,7 +357,7 @@ func (d *LogDB) clean() {
 			return c
 		}
 		t := d.committed
-		for t > front && 2*below(t) > int(t-front) {
+		for t > front && (2*below(t) > int(t-front) || below(t) > maxClean) {
 			t = front + (t-front)/2
 		}
 		if t <= front {

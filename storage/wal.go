@@ -50,8 +50,10 @@ const (
 	archivePrefix   = "archive/"
 	stablePrefix    = "stable/"
 
-	// maxTrim bounds the garbage keys one compaction deletes.
-	maxTrim = 16384
+	// maxTrim bounds the garbage keys one compaction deletes, and maxClean
+	// the entries one clean archives: both hold up every other commit.
+	maxTrim  = 8192
+	maxClean = 4096
 	// The wal may hold garbage keys up to half its live ones plus cleanSlack
 	// before the cleaner runs. (The file's pages count in a node's resident
 	// memory: bbolt maps it.)
