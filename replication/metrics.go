@@ -122,6 +122,7 @@ func newTransportCollector(stats func() transport.Stats) *transportCollector {
 		"snaps_recv": d("snapshots_received_total", "Snapshots received from peers."),
 		"appends":    d("append_entries_total", "AppendEntries served (unary and pipelined)."),
 		"heartbeats": d("heartbeats_total", "Heartbeats served."),
+		"coalesced":  d("append_entries_coalesced_total", "Pipelined AppendEntries that queued behind a busy replica and reached raft together with the one before."),
 	}}
 }
 
@@ -143,4 +144,5 @@ func (c *transportCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("snaps_recv", s.SnapshotsReceived)
 	counter("appends", s.AppendEntries+s.PipelineAppends)
 	counter("heartbeats", s.Heartbeats)
+	counter("coalesced", s.CoalescedAppends)
 }

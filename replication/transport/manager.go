@@ -195,6 +195,7 @@ type Stats struct {
 	StreamedHeartbeats    uint64 // heartbeats received on Heartbeats streams
 	PipelineStreams       uint64 // AppendEntriesPipeline streams accepted
 	PipelineAppends       uint64 // AppendEntries requests served on pipeline streams
+	CoalescedAppends      uint64 // of those, handed to raft together with the one before
 	RequestVotes          uint64
 	RequestPreVotes       uint64
 	TimeoutNows           uint64
@@ -206,6 +207,7 @@ type Stats struct {
 
 type counters struct {
 	appendEntries, heartbeats, pipelineStreams, pipelineAppends atomic.Uint64
+	coalescedAppends                                            atomic.Uint64
 	heartbeatStreams, streamedHeartbeats                        atomic.Uint64
 	requestVotes, requestPreVotes, timeoutNows                  atomic.Uint64
 	snapshotsReceived, snapshotsSent                            atomic.Uint64
@@ -226,6 +228,7 @@ func (m *Manager) Stats() Stats {
 		StreamedHeartbeats:    c.streamedHeartbeats.Load(),
 		PipelineStreams:       c.pipelineStreams.Load(),
 		PipelineAppends:       c.pipelineAppends.Load(),
+		CoalescedAppends:      c.coalescedAppends.Load(),
 		RequestVotes:          c.requestVotes.Load(),
 		RequestPreVotes:       c.requestPreVotes.Load(),
 		TimeoutNows:           c.timeoutNows.Load(),

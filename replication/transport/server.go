@@ -36,29 +36,90 @@ func (s *server) AppendEntries(ctx context.Context, in *kvpb.AppendEntriesReques
 	return appendEntriesResponseToProto(resp.(*raft.AppendEntriesResponse)), nil
 }
 
-// AppendEntriesPipeline serves one pipeline stream: requests are handled
-// one at a time, in order, and answered in order. A raft error for one
-// request travels in its response's error field; any other failure ends the
-// stream with a status.
+// AppendEntriesPipeline serves one pipeline stream: requests are handled in
+// order and answered in order, one answer each. A raft error for one request
+// travels in its response's error field; any other failure ends the stream
+// with a status.
+//
+// Requests that arrived while raft was busy with the previous one (its log
+// append waits for a storage commit) and continue it (same leader and term,
+// each starting where the one before ends) are handed to raft as one
+// AppendEntries: one log append and one commit instead of one each, which
+// is what lets a follower under load keep up with its leader. Raft then
+// ends in the state the requests one by one would have left: if the first
+// fails, those after it would have failed too, and on success the leader
+// reads nothing from an answer but its term and success.
 func (s *server) AppendEntriesPipeline(stream grpc.BidiStreamingServer[kvpb.AppendEntriesRequest, kvpb.AppendEntriesResponse]) error {
 	s.m.stats.pipelineStreams.Add(1)
 	ctx := stream.Context()
-	var t *Transport
+	type received struct {
+		in  *kvpb.AppendEntriesRequest
+		err error
+	}
+	q := make(chan received, pipelineMaxInFlight)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			in, err := stream.Recv()
+			select {
+			case q <- received{in, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+			s.m.stats.pipelineAppends.Add(1) // once queued: a test waits on it
+		}
+	}()
+	var (
+		t     *Transport
+		next  *received // taken from q, not part of the last batch
+		batch []*kvpb.AppendEntriesRequest
+	)
 	for {
-		in, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
+		r := next
+		next = nil
+		if r == nil {
+			got := <-q
+			r = &got
+		}
+		if errors.Is(r.err, io.EOF) {
 			return nil
 		}
-		if err != nil {
-			return err
+		if r.err != nil {
+			return r.err
 		}
-		s.m.stats.pipelineAppends.Add(1)
-		if target := in.GetHeader().GetTarget(); t == nil || string(t.id) != target {
+		batch = append(batch[:0], r.in)
+	more:
+		for len(batch) < maxCoalescedAppends {
+			select {
+			case got := <-q:
+				if got.err != nil || !continues(batch[len(batch)-1], got.in) {
+					next = &got
+					break more
+				}
+				batch = append(batch, got.in)
+			default:
+				break more
+			}
+		}
+		if target := r.in.GetHeader().GetTarget(); t == nil || string(t.id) != target {
+			var err error
 			if t, err = s.m.lookup(target); err != nil {
 				return toStatus(err)
 			}
 		}
-		req := appendEntriesRequestFromProto(in)
+		req := appendEntriesRequestFromProto(batch[0])
+		for _, in := range batch[1:] {
+			more := appendEntriesRequestFromProto(in)
+			req.Entries = append(req.Entries, more.Entries...)
+			req.LeaderCommitIndex = more.LeaderCommitIndex
+		}
+		if len(batch) > 1 {
+			s.m.stats.coalescedAppends.Add(uint64(len(batch) - 1))
+		}
 		resp, err := t.dispatch(ctx, req, nil, isHeartbeat(req))
 		var out *kvpb.AppendEntriesResponse
 		switch {
@@ -69,10 +130,31 @@ func (s *server) AppendEntriesPipeline(stream grpc.BidiStreamingServer[kvpb.Appe
 		default:
 			return toStatus(err)
 		}
-		if err := stream.Send(out); err != nil {
-			return err
+		for range batch {
+			if err := stream.Send(out); err != nil {
+				return err
+			}
 		}
 	}
+}
+
+// maxCoalescedAppends bounds the pipelined requests handed to raft as one.
+const maxCoalescedAppends = 16
+
+// continues reports whether pipelined request b carries the entries right
+// after a's, from the same leader in the same term, for the same replica.
+func continues(a, b *kvpb.AppendEntriesRequest) bool {
+	ae, be := a.GetEntries(), b.GetEntries()
+	if len(ae) == 0 || len(be) == 0 {
+		return false
+	}
+	ah, bh := a.GetHeader(), b.GetHeader()
+	last := ae[len(ae)-1]
+	return ah.GetTarget() == bh.GetTarget() && a.GetTerm() == b.GetTerm() &&
+		string(ah.GetId()) == string(bh.GetId()) && string(ah.GetAddr()) == string(bh.GetAddr()) &&
+		string(a.GetLeader()) == string(b.GetLeader()) &&
+		b.GetPrevLogEntry() == last.GetIndex() && b.GetPrevLogTerm() == last.GetTerm() &&
+		be[0].GetIndex() == last.GetIndex()+1
 }
 
 func (s *server) RequestVote(ctx context.Context, in *kvpb.RequestVoteRequest) (*kvpb.RequestVoteResponse, error) {
