@@ -103,8 +103,9 @@ func TestElastic_JoinDrainKillUnderLoad(t *testing.T) {
 	root := filepath.Dir(c.procs[0].dataDir)
 	for i := 3; i < 5; i++ {
 		ip := fmt.Sprintf("127.0.0.%d", 60+i)
+		ports := freePorts(t, ip, 3)
 		p := &proc{t: t, id: fmt.Sprintf("n%d", i+1), ip: ip, dataDir: filepath.Join(root, fmt.Sprintf("n%d", i+1)),
-			addr: freePort(t, ip), gossip: freePort(t, ip), http: freePort(t, ip), shards: e2eShards,
+			addr: ports[0], gossip: ports[1], http: ports[2], shards: e2eShards,
 			join: []string{c.procs[0].gossip, c.procs[1].gossip}, extra: []string{"--dead-node-grace", "3s"}}
 		c.procs = append(c.procs, p)
 		p.start()

@@ -63,16 +63,22 @@ type proc struct {
 	done chan error
 }
 
-// freePort returns a port free on ip right now.
-func freePort(t *testing.T, ip string) string {
+// freePorts returns n distinct ports free on ip right now. The listeners
+// stay open until all are picked: the kernel may hand out a port it just
+// freed again, and a node whose gRPC and gossip addresses collide cannot
+// start.
+func freePorts(t *testing.T, ip string, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	// memberlist also binds UDP on the gossip port; make sure it is free too.
-	return l.Addr().String()
+	return addrs
 }
 
 type procCluster struct {
@@ -89,8 +95,9 @@ func startCluster(t *testing.T, n, shards, baseIP int, extra ...string) *procClu
 	root := t.TempDir()
 	for i := 0; i < n; i++ {
 		ip := fmt.Sprintf("127.0.0.%d", baseIP+i)
+		ports := freePorts(t, ip, 3)
 		p := &proc{t: t, id: fmt.Sprintf("n%d", i+1), ip: ip, dataDir: filepath.Join(root, fmt.Sprintf("n%d", i+1)),
-			addr: freePort(t, ip), gossip: freePort(t, ip), http: freePort(t, ip), expect: n, shards: shards, extra: extra}
+			addr: ports[0], gossip: ports[1], http: ports[2], expect: n, shards: shards, extra: extra}
 		c.procs = append(c.procs, p)
 	}
 	for _, p := range c.procs {
