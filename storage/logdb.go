@@ -261,17 +261,17 @@ func (d *LogDB) Groups() ([]string, error) {
 
 // liveStats returns the lowest live sequence of all groups (or the first
 // sequence not yet committed, if lower) and the number of live entries in
-// the wal.
-// Group g is counted with live pairs gLive (its state once the running
-// request commits). It runs on the committer goroutine.
-func (d *LogDB) liveStats(g *LogStore, gLive []walPair, gOrdered bool) (low uint64, total int) {
+// the wal. A group in next is counted with the live pairs given there (its
+// state once the running request commits). It runs on the committer
+// goroutine.
+func (d *LogDB) liveStats(next map[*LogStore][]walPair) (low uint64, total int) {
 	// Requests earlier in the running commit may have written entries that
 	// no group lists yet: they are at or above committed.
 	low = d.committed
 	for _, s := range d.byNum {
 		live, ordered := s.live, s.ordered
-		if s == g {
-			live, ordered = gLive, gOrdered
+		if l, ok := next[s]; ok {
+			live, ordered = l, false // not known to be ordered: scan
 		}
 		if ordered {
 			total += len(live) - walStart(live)
@@ -403,18 +403,11 @@ func (d *LogDB) clean() {
 			}
 			changes = append(changes, c)
 		}
-		low := d.committed
-		changed := make(map[*LogStore][]walPair, len(changes))
+		next := make(map[*LogStore][]walPair, len(changes))
 		for _, c := range changes {
-			changed[c.g] = c.live
+			next[c.g] = c.live
 		}
-		for _, g := range d.byNum {
-			if live, ok := changed[g]; ok {
-				low = min(low, minSeq(live, false))
-			} else {
-				low = min(low, minSeq(g.live, g.ordered))
-			}
-		}
+		low, _ := d.liveStats(next)
 		var err error
 		n, cut, err = d.trimFront(wb, low)
 		return err

@@ -343,7 +343,7 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 			if err := tx.Bucket(walGroupsBucket).Put([]byte(s.id), rec.encode()); err != nil {
 				return err
 			}
-			low, live := d.liveStats(s, s.live[hi:], s.ordered)
+			low, live := d.liveStats(map[*LogStore][]walPair{s: s.live[hi:]})
 			var err error
 			if n, cut, err = d.trimFront(wb, low); err != nil {
 				return err
