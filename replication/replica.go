@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -148,10 +149,20 @@ func startReplica(d replicaDeps, spec replicaSpec, fsm groupFSM) (_ *replica, er
 			logger.Info("bootstrapped raft group", "voters", len(spec.Bootstrap.Servers))
 		}
 	}
+	var started atomic.Pointer[raft.Raft]
+	if !spec.Meta {
+		isLeader := func() bool {
+			ra := started.Load()
+			return ra != nil && ra.State() == raft.Leader
+		}
+		fsm = enableEarlyLeaderAppends(logs, trans, fsm, isLeader, d.onFatal)
+		r.fsm = fsm
+	}
 	ra, err := raft.NewRaft(conf, fsm, cached, logs, snaps, trans)
 	if err != nil {
 		return nil, fmt.Errorf("start raft %s: %w", spec.ID, err)
 	}
+	started.Store(ra)
 	r.raft = ra
 	r.reads = newReadIndex(ra, cached, fsm, r.m, r.stop)
 	r.wg.Add(2)

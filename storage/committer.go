@@ -32,9 +32,22 @@ type request struct {
 	entries int
 	// solo requests run in a transaction of their own.
 	solo bool
+	// async, if set, is called on the committer goroutine once the request
+	// has been committed or has failed (err is set), instead of waking a
+	// caller blocked in do. It must not block.
+	async func()
 
 	err  error
 	done chan struct{}
+}
+
+// wake tells r's submitter that r is finished.
+func (r *request) wake() {
+	if r.async != nil {
+		r.async()
+		return
+	}
+	r.done <- struct{}{}
 }
 
 // cleanError reports that apply failed but left the transaction exactly as
@@ -103,6 +116,19 @@ func (c *committer) do(r *request) error {
 	return r.err
 }
 
+// submit queues r, whose async function is called once it is finished, and
+// returns without waiting. It fails (and never calls async) once the
+// committer is closed.
+func (c *committer) submit(r *request) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return ErrClosed
+	}
+	c.reqs <- r
+	return nil
+}
+
 // isClosed reports whether close has been called.
 func (c *committer) isClosed() bool {
 	c.mu.RLock()
@@ -136,7 +162,7 @@ func (c *committer) run() {
 		case <-c.stop:
 			if held != nil {
 				held.err = ErrClosed
-				held.done <- struct{}{}
+				held.wake()
 			}
 			c.drain()
 			return
@@ -216,7 +242,7 @@ func (c *committer) drain() {
 		select {
 		case r := <-c.reqs:
 			r.err = ErrClosed
-			r.done <- struct{}{}
+			r.wake()
 		default:
 			return
 		}
@@ -267,7 +293,7 @@ func (c *committer) commit(batch []*request) {
 		}
 	}
 	for _, r := range batch {
-		r.done <- struct{}{}
+		r.wake()
 	}
 }
 

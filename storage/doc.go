@@ -12,7 +12,11 @@
 //     the bbolt buckets, and written to bbolt by the StateDB's flusher every
 //     FlushInterval (100 ms), before a Snapshot or Restore, on Flush and on
 //     Close, data and applied index in one transaction. A crash loses the
-//     applies since the last flush, and raft replays them.
+//     applies since the last flush, and raft replays them. The other
+//     exception is a leader's log append, when LogStore.ReturnEarly allows
+//     it: StoreLogs returns while the append is in flight (readable, not
+//     yet durable), and the caller waits with WaitDurable before it lets
+//     anyone count on the entries.
 //   - Readers (View, Snapshot) see a consistent point in time: the layers and
 //     the bbolt read transaction under them are captured together.
 //   - Writes are group-committed: concurrent writes from different raft groups

@@ -54,6 +54,17 @@ func TestLogStore_Conformance(t *testing.T) {
 	storagetest.TestLogStore(t, func(t *testing.T) raft.LogStore { return open(t) })
 }
 
+// A leader's store, whose appends return before they are durable, must
+// behave the same to raft.
+func TestLogStore_ConformanceReturningEarly(t *testing.T) {
+	open := groupOpener(t)
+	storagetest.TestLogStore(t, func(t *testing.T) raft.LogStore {
+		g := open(t)
+		g.ReturnEarly(func() bool { return true })
+		return g
+	})
+}
+
 func TestStableStore_Conformance(t *testing.T) {
 	open := groupOpener(t)
 	storagetest.TestStableStore(t, func(t *testing.T) raft.StableStore { return open(t) })

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,7 +22,8 @@ var (
 // LogStore is one raft group's log and stable store inside a LogDB. It
 // implements raft.LogStore and raft.StableStore and is safe for concurrent
 // use. Writes block until they are durable; concurrent writes of different
-// groups share one transaction and one fsync.
+// groups share one transaction and one fsync. The one exception is a
+// leader's append, when enabled by ReturnEarly: see there.
 //
 // The position of every entry in the wal is held in memory (a few bytes per
 // entry), so FirstIndex and LastIndex do not touch the file and GetLog is
@@ -46,7 +48,20 @@ type LogStore struct {
 	dead    []walPair // in the wal below floor, not yet trimmed, sorted by index
 	floor   uint64
 	minSeq  uint64
+	// pending is the early-returned append in flight (ReturnEarly); it
+	// holds wmu until it is durable. Guarded by mu.
+	pending *pendingAppend
 	dropped atomic.Bool
+
+	early  atomic.Pointer[func() bool]
+	failed atomic.Pointer[error] // an early append failed: the log is lost
+}
+
+// pendingAppend is an append that StoreLogs returned before it was durable.
+type pendingAppend struct {
+	logs []*raft.Log // sorted by index, contiguous after the log's end
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 // ID returns the raft group ID.
@@ -59,10 +74,13 @@ func (s *LogStore) FirstIndex() (uint64, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.live) == 0 {
-		return 0, nil
+	switch {
+	case len(s.live) > 0:
+		return s.live[0].index, nil
+	case s.pending != nil:
+		return s.pending.logs[0].Index, nil
 	}
-	return s.live[0].index, nil
+	return 0, nil
 }
 
 // LastIndex returns the last index written, 0 if the log is empty.
@@ -72,6 +90,9 @@ func (s *LogStore) LastIndex() (uint64, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p := s.pending; p != nil {
+		return p.logs[len(p.logs)-1].Index, nil
+	}
 	if len(s.live) == 0 {
 		return 0, nil
 	}
@@ -106,9 +127,24 @@ func (s *LogStore) seqOf(index uint64) (uint64, bool) {
 	return s.live[i].seq, true
 }
 
+// pendingLog returns entry index if it is part of the append in flight.
+func (s *LogStore) pendingLog(index uint64) *raft.Log {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending
+	if p == nil || index < p.logs[0].Index || index > p.logs[len(p.logs)-1].Index {
+		return nil
+	}
+	return p.logs[index-p.logs[0].Index]
+}
+
 // GetLog reads the entry at index into log; raft.ErrLogNotFound if absent.
 // The returned entry does not alias storage memory.
 func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
+	if l := s.pendingLog(index); l != nil {
+		*log = *l
+		return nil
+	}
 	seq, ok := s.seqOf(index)
 	if !ok {
 		switch {
@@ -176,17 +212,22 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	d := s.d
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			s.wmu.Unlock()
+		}
+	}()
+	if errp := s.failed.Load(); errp != nil {
+		return *errp
+	}
 	var (
 		added    = make([]walPair, len(logs))
 		replaced []walPair // old entries deleted
 		revived  int       // dead entries deleted (the floor went down)
 		floor    uint64
 	)
-	r := d.c.getRequest()
-	defer d.c.putRequest(r)
-	r.entries = len(logs)
-	r.apply = func(tx *bolt.Tx) error {
+	apply := func(tx *bolt.Tx) error {
 		if d.byNum[s.num] != s {
 			return &cleanError{ErrGroupNotFound}
 		}
@@ -230,7 +271,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		}
 		return nil
 	}
-	r.after = func() {
+	after := func() {
 		d.walKeys += len(added) - revived - walCount(replaced)
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -247,7 +288,104 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		s.live = mergePairs(s.live, added)
 		s.ordered = seqsOrdered(s.live)
 	}
-	return d.c.do(r)
+	if !s.mayReturnEarly(logs) {
+		r := d.c.getRequest()
+		defer d.c.putRequest(r)
+		r.entries, r.apply, r.after = len(logs), apply, after
+		return d.c.do(r)
+	}
+	p := &pendingAppend{logs: logs, done: make(chan struct{})}
+	r := &request{entries: len(logs), apply: apply, after: after}
+	r.async = func() {
+		if r.err != nil {
+			err := fmt.Errorf("storage: append of entries %d-%d of group %q (returned before it was durable) failed; the log has lost them: %w",
+				logs[0].Index, logs[len(logs)-1].Index, s.id, r.err)
+			s.failed.CompareAndSwap(nil, &err)
+		}
+		s.mu.Lock()
+		s.pending = nil
+		s.mu.Unlock()
+		p.err = r.err
+		close(p.done)
+		s.wmu.Unlock()
+	}
+	s.mu.Lock()
+	s.pending = p
+	s.mu.Unlock()
+	if err := d.c.submit(r); err != nil {
+		s.mu.Lock()
+		s.pending = nil
+		s.mu.Unlock()
+		return err
+	}
+	locked = false // r.async unlocks
+	return nil
+}
+
+// ReturnEarly lets StoreLogs return before its entries are durable while
+// leader reports true (it is called at each StoreLogs, on raft's goroutine).
+// This is the Raft thesis's parallel leader write (§10.2.1): the leader
+// sends entries to its followers while its own append is in flight, instead
+// of after it. Only commands appended at the end of the log return early;
+// anything else waits for the append in flight and then for itself, so a
+// durable entry implies that every entry before it is durable. An early
+// append that fails makes every later write fail.
+//
+// The caller must keep what an early append has not made durable from being
+// known as committed: apply or acknowledge no entry before WaitDurable(its
+// index) returns, and tell followers a commit index no higher than
+// DurableIndex.
+func (s *LogStore) ReturnEarly(leader func() bool) {
+	s.early.Store(&leader)
+}
+
+// mayReturnEarly reports whether StoreLogs may return before logs are
+// durable (see ReturnEarly). Called with wmu held, so no append is in flight.
+func (s *LogStore) mayReturnEarly(logs []*raft.Log) bool {
+	leader := s.early.Load()
+	if leader == nil {
+		return false
+	}
+	first, last := logs[0].Index, logs[len(logs)-1].Index
+	if last-first != uint64(len(logs)-1) {
+		return false
+	}
+	for _, l := range logs {
+		if l.Type != raft.LogCommand {
+			return false
+		}
+	}
+	s.mu.Lock()
+	atEnd := first >= s.floor && (len(s.live) == 0 || first == s.live[len(s.live)-1].index+1)
+	s.mu.Unlock()
+	return atEnd && (*leader)()
+}
+
+// WaitDurable blocks until every entry up to index that the log holds is
+// durable. It returns the error of a failed early append.
+func (s *LogStore) WaitDurable(index uint64) error {
+	s.mu.Lock()
+	p := s.pending
+	s.mu.Unlock()
+	if p != nil && p.logs[0].Index <= index {
+		<-p.done
+	}
+	if errp := s.failed.Load(); errp != nil {
+		return *errp
+	}
+	return nil
+}
+
+// DurableIndex returns an index up to which every entry that the log holds
+// is durable: below the append in flight, or math.MaxUint64 when there is
+// none.
+func (s *LogStore) DurableIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.pending; p != nil {
+		return p.logs[0].Index - 1
+	}
+	return math.MaxUint64
 }
 
 // deleteEntry deletes entry p from the wal or the archive.
@@ -306,6 +444,9 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	err := func() error {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
+		if errp := s.failed.Load(); errp != nil {
+			return *errp
+		}
 		var (
 			lo, hi int
 			prefix bool

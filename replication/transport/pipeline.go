@@ -103,7 +103,7 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	case <-p.shutdownCh:
 		return nil, raft.ErrPipelineShutdown
 	}
-	if err := p.stream.Send(appendEntriesRequestToProto(p.id, args)); err != nil {
+	if err := p.stream.Send(p.t.appendRequest(p.id, args)); err != nil {
 		// The stream is broken; the receive goroutine fails f and every
 		// later future with the stream's status.
 		p.cancel()

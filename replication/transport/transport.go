@@ -28,6 +28,8 @@ type Transport struct {
 	id        raft.ServerID
 	consumeCh chan raft.RPC
 	heartbeat atomic.Pointer[func(raft.RPC)]
+	// commitLimit bounds the commit index sent to followers (SetCommitLimit).
+	commitLimit atomic.Pointer[func() uint64]
 
 	// ctx is cancelled by Close and ends the replica's pipeline streams.
 	ctx        context.Context
@@ -78,6 +80,23 @@ func (t *Transport) SetHeartbeatHandler(cb func(rpc raft.RPC)) {
 	t.heartbeat.Store(&cb)
 }
 
+// SetCommitLimit bounds the leader commit index of every AppendEntries this
+// replica sends by limit() (its log's durable end, when the leader's appends
+// return before they are durable: storage.LogStore.ReturnEarly), so that no
+// follower applies an entry the leader could still lose.
+func (t *Transport) SetCommitLimit(limit func() uint64) {
+	t.commitLimit.Store(&limit)
+}
+
+// appendRequest converts args to its wire form, with the commit limit.
+func (t *Transport) appendRequest(target raft.ServerID, args *raft.AppendEntriesRequest) *kvpb.AppendEntriesRequest {
+	p := appendEntriesRequestToProto(target, args)
+	if limit := t.commitLimit.Load(); limit != nil {
+		p.LeaderCommitIndex = min(p.LeaderCommitIndex, (*limit)())
+	}
+	return p
+}
+
 // Close unregisters the replica: incoming RPCs for it then fail with
 // codes.NotFound, RPCs waiting for it fail with codes.Unavailable, and its
 // pipelines end. It is idempotent; raft calls it on Shutdown.
@@ -112,10 +131,10 @@ func (t *Transport) AppendEntries(id raft.ServerID, target raft.ServerAddress, a
 	if isHeartbeat(args) {
 		var h *heartbeatMux
 		if h, err = t.m.heartbeatMux(target); err == nil {
-			out, err = h.call(ctx, appendEntriesRequestToProto(id, args))
+			out, err = h.call(ctx, t.appendRequest(id, args))
 		}
 	} else {
-		out, err = c.AppendEntries(ctx, appendEntriesRequestToProto(id, args))
+		out, err = c.AppendEntries(ctx, t.appendRequest(id, args))
 	}
 	if err != nil {
 		return fromStatus(err, "AppendEntries", id, target)

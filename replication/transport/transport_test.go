@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"slices"
 	"strings"
@@ -663,5 +664,59 @@ func TestManager_ReconnectsAfterPeerRestart(t *testing.T) {
 	t.Logf("reconnected %v after the restart", time.Since(start).Round(time.Millisecond))
 	if got := a.mgr.Stats().Conns; got != 1 {
 		t.Errorf("pool holds %d connections after the restart, want 1", got)
+	}
+}
+
+// TestTransport_CommitLimit: with a commit limit set, the leader commit index
+// a follower receives, by unary AppendEntries and on a pipeline, is never
+// above the limit; below it, it passes unchanged.
+func TestTransport_CommitLimit(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	commits := make(chan uint64, 8)
+	serve(t, tb, func(rpc raft.RPC) {
+		commits <- rpc.Command.(*raft.AppendEntriesRequest).LeaderCommitIndex
+		okHandler(rpc)
+	})
+	var limit atomic.Uint64
+	ta.SetCommitLimit(limit.Load)
+	target := raft.ServerAddress(b.addr)
+	p, err := ta.AppendEntriesPipeline("1/b/1", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for i, tc := range []struct{ commit, limit, want uint64 }{
+		{commit: 10, limit: 7, want: 7},
+		{commit: 10, limit: math.MaxUint64, want: 10},
+		{commit: 10, limit: 10, want: 10},
+	} {
+		limit.Store(tc.limit)
+		req := func() *raft.AppendEntriesRequest {
+			return &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 2, PrevLogEntry: uint64(i), PrevLogTerm: 2,
+				Entries: []*raft.Log{{Index: uint64(i + 1), Term: 2}}, LeaderCommitIndex: tc.commit}
+		}
+		if err := ta.AppendEntries("1/b/1", target, req(), new(raft.AppendEntriesResponse)); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-commits; got != tc.want {
+			t.Errorf("unary: commit %d, limit %d: follower got %d; want %d", tc.commit, tc.limit, got, tc.want)
+		}
+		r := req()
+		f, err := p.AppendEntries(r, new(raft.AppendEntriesResponse))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Error(); err != nil {
+			t.Fatal(err)
+		}
+		if got := <-commits; got != tc.want {
+			t.Errorf("pipeline: commit %d, limit %d: follower got %d; want %d", tc.commit, tc.limit, got, tc.want)
+		}
+		if r.LeaderCommitIndex != tc.commit {
+			t.Errorf("the request raft passed was changed: commit %d; want %d", r.LeaderCommitIndex, tc.commit)
+		}
 	}
 }
