@@ -227,6 +227,7 @@ func (d *LogDB) DropGroup(id string) error {
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	_ = s.waitPending() // the group goes: a failed append does not matter
 	r := d.c.getRequest()
 	defer d.c.putRequest(r)
 	r.apply = func(tx *bolt.Tx) error {

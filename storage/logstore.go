@@ -36,8 +36,10 @@ type LogStore struct {
 	archive []byte // archive bucket (wal.go)
 
 	// wmu serialises the group's log writes (StoreLogs, DeleteRange, its
-	// drop): a group has at most one of them in any commit, so each computes
-	// its changes from the committed state. (The cleaner commits alone.)
+	// drop), and each waits for the appends in flight: a group has at most
+	// one of them in any commit, so each computes its changes from the
+	// committed state. Only early appends (ReturnEarly), pure appends at the
+	// log's end, can share a commit. (The cleaner commits alone.)
 	wmu sync.Mutex
 
 	// mu guards the fields below. They change only on the committer
@@ -48,9 +50,10 @@ type LogStore struct {
 	dead    []walPair // in the wal below floor, not yet trimmed, sorted by index
 	floor   uint64
 	minSeq  uint64
-	// pending is the early-returned append in flight (ReturnEarly); it
-	// holds wmu until it is durable. Guarded by mu.
-	pending *pendingAppend
+	// pending are the appends in flight that StoreLogs returned early
+	// (ReturnEarly), oldest first; they become durable in that order.
+	// Guarded by mu.
+	pending []*pendingAppend
 	dropped atomic.Bool
 
 	early  atomic.Pointer[func() bool]
@@ -61,8 +64,9 @@ type LogStore struct {
 type pendingAppend struct {
 	logs []*raft.Log // sorted by index, contiguous after the log's end
 	done chan struct{}
-	err  error // set before done is closed
 }
+
+func (p *pendingAppend) last() uint64 { return p.logs[len(p.logs)-1].Index }
 
 // ID returns the raft group ID.
 func (s *LogStore) ID() string { return s.id }
@@ -77,8 +81,8 @@ func (s *LogStore) FirstIndex() (uint64, error) {
 	switch {
 	case len(s.live) > 0:
 		return s.live[0].index, nil
-	case s.pending != nil:
-		return s.pending.logs[0].Index, nil
+	case len(s.pending) > 0:
+		return s.pending[0].logs[0].Index, nil
 	}
 	return 0, nil
 }
@@ -90,8 +94,8 @@ func (s *LogStore) LastIndex() (uint64, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.pending; p != nil {
-		return p.logs[len(p.logs)-1].Index, nil
+	if n := len(s.pending); n > 0 {
+		return s.pending[n-1].last(), nil
 	}
 	if len(s.live) == 0 {
 		return 0, nil
@@ -127,15 +131,16 @@ func (s *LogStore) seqOf(index uint64) (uint64, bool) {
 	return s.live[i].seq, true
 }
 
-// pendingLog returns entry index if it is part of the append in flight.
+// pendingLog returns entry index if it is part of an append in flight.
 func (s *LogStore) pendingLog(index uint64) *raft.Log {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := s.pending
-	if p == nil || index < p.logs[0].Index || index > p.logs[len(p.logs)-1].Index {
-		return nil
+	for _, p := range s.pending {
+		if first := p.logs[0].Index; index >= first && index <= p.last() {
+			return p.logs[index-first]
+		}
 	}
-	return p.logs[index-p.logs[0].Index]
+	return nil
 }
 
 // GetLog reads the entry at index into log; raft.ErrLogNotFound if absent.
@@ -212,12 +217,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 	}
 	d := s.d
 	s.wmu.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			s.wmu.Unlock()
-		}
-	}()
+	defer s.wmu.Unlock()
 	if errp := s.failed.Load(); errp != nil {
 		return *errp
 	}
@@ -289,36 +289,69 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 		s.ordered = seqsOrdered(s.live)
 	}
 	if !s.mayReturnEarly(logs) {
+		if err := s.waitPending(); err != nil {
+			return err
+		}
 		r := d.c.getRequest()
 		defer d.c.putRequest(r)
 		r.entries, r.apply, r.after = len(logs), apply, after
 		return d.c.do(r)
 	}
+	fail := func(err error) {
+		err = fmt.Errorf("storage: append of entries %d-%d of group %q (returned before it was durable) failed; the log has lost them: %w",
+			logs[0].Index, logs[len(logs)-1].Index, s.id, err)
+		s.failed.CompareAndSwap(nil, &err)
+	}
 	p := &pendingAppend{logs: logs, done: make(chan struct{})}
-	r := &request{entries: len(logs), apply: apply, after: after}
+	r := &request{entries: len(logs), after: after}
+	r.apply = func(tx *bolt.Tx) error {
+		// An earlier append in flight failed: writing this one would leave
+		// a hole in the log.
+		if errp := s.failed.Load(); errp != nil {
+			return &cleanError{*errp}
+		}
+		err := apply(tx)
+		if err != nil {
+			fail(err)
+		}
+		return err
+	}
 	r.async = func() {
 		if r.err != nil {
-			err := fmt.Errorf("storage: append of entries %d-%d of group %q (returned before it was durable) failed; the log has lost them: %w",
-				logs[0].Index, logs[len(logs)-1].Index, s.id, r.err)
-			s.failed.CompareAndSwap(nil, &err)
+			fail(r.err)
 		}
 		s.mu.Lock()
-		s.pending = nil
+		s.pending = slices.DeleteFunc(s.pending, func(q *pendingAppend) bool { return q == p })
 		s.mu.Unlock()
-		p.err = r.err
 		close(p.done)
-		s.wmu.Unlock()
 	}
 	s.mu.Lock()
-	s.pending = p
+	s.pending = append(s.pending, p)
 	s.mu.Unlock()
 	if err := d.c.submit(r); err != nil {
 		s.mu.Lock()
-		s.pending = nil
+		s.pending = slices.DeleteFunc(s.pending, func(q *pendingAppend) bool { return q == p })
 		s.mu.Unlock()
 		return err
 	}
-	locked = false // r.async unlocks
+	return nil
+}
+
+// waitPending waits until every append in flight has finished and returns
+// the error of a failed one. Called with wmu held, so no new one starts.
+func (s *LogStore) waitPending() error {
+	s.mu.Lock()
+	var last *pendingAppend
+	if n := len(s.pending); n > 0 {
+		last = s.pending[n-1]
+	}
+	s.mu.Unlock()
+	if last != nil {
+		<-last.done // they finish in order
+	}
+	if errp := s.failed.Load(); errp != nil {
+		return *errp
+	}
 	return nil
 }
 
@@ -326,10 +359,11 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 // leader reports true (it is called at each StoreLogs, on raft's goroutine).
 // This is the Raft thesis's parallel leader write (§10.2.1): the leader
 // sends entries to its followers while its own append is in flight, instead
-// of after it. Only commands appended at the end of the log return early;
-// anything else waits for the append in flight and then for itself, so a
-// durable entry implies that every entry before it is durable. An early
-// append that fails makes every later write fail.
+// of after it, and raft's leader loop goes on while the append commits.
+// Only commands appended at the end of the log return early; anything else
+// waits for the appends in flight and then for itself. Appends become
+// durable in order, so a durable entry implies that every entry before it
+// is. An early append that fails makes every later write fail.
 //
 // The caller must keep what an early append has not made durable from being
 // known as committed: apply or acknowledge no entry before WaitDurable(its
@@ -340,7 +374,7 @@ func (s *LogStore) ReturnEarly(leader func() bool) {
 }
 
 // mayReturnEarly reports whether StoreLogs may return before logs are
-// durable (see ReturnEarly). Called with wmu held, so no append is in flight.
+// durable (see ReturnEarly). Called with wmu held.
 func (s *LogStore) mayReturnEarly(logs []*raft.Log) bool {
 	leader := s.early.Load()
 	if leader == nil {
@@ -356,7 +390,15 @@ func (s *LogStore) mayReturnEarly(logs []*raft.Log) bool {
 		}
 	}
 	s.mu.Lock()
-	atEnd := first >= s.floor && (len(s.live) == 0 || first == s.live[len(s.live)-1].index+1)
+	var atEnd bool
+	switch n := len(s.pending); {
+	case n > 0:
+		atEnd = first == s.pending[n-1].last()+1
+	case len(s.live) > 0:
+		atEnd = first == s.live[len(s.live)-1].index+1
+	default:
+		atEnd = first >= s.floor
+	}
 	s.mu.Unlock()
 	return atEnd && (*leader)()
 }
@@ -365,10 +407,15 @@ func (s *LogStore) mayReturnEarly(logs []*raft.Log) bool {
 // durable. It returns the error of a failed early append.
 func (s *LogStore) WaitDurable(index uint64) error {
 	s.mu.Lock()
-	p := s.pending
+	var wait *pendingAppend // the last append in flight that holds entries up to index
+	for _, p := range s.pending {
+		if p.logs[0].Index <= index {
+			wait = p
+		}
+	}
 	s.mu.Unlock()
-	if p != nil && p.logs[0].Index <= index {
-		<-p.done
+	if wait != nil {
+		<-wait.done // earlier ones finish first
 	}
 	if errp := s.failed.Load(); errp != nil {
 		return *errp
@@ -377,13 +424,13 @@ func (s *LogStore) WaitDurable(index uint64) error {
 }
 
 // DurableIndex returns an index up to which every entry that the log holds
-// is durable: below the append in flight, or math.MaxUint64 when there is
-// none.
+// is durable: below the oldest append in flight, or math.MaxUint64 when
+// there is none.
 func (s *LogStore) DurableIndex() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.pending; p != nil {
-		return p.logs[0].Index - 1
+	if len(s.pending) > 0 {
+		return s.pending[0].logs[0].Index - 1
 	}
 	return math.MaxUint64
 }
@@ -444,8 +491,8 @@ func (s *LogStore) DeleteRange(min, max uint64) error {
 	err := func() error {
 		s.wmu.Lock()
 		defer s.wmu.Unlock()
-		if errp := s.failed.Load(); errp != nil {
-			return *errp
+		if err := s.waitPending(); err != nil {
+			return err
 		}
 		var (
 			lo, hi int
