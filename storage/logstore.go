@@ -339,21 +339,7 @@ func (s *LogStore) StoreLogs(logs []*raft.Log) error {
 
 // waitPending waits until every append in flight has finished and returns
 // the error of a failed one. Called with wmu held, so no new one starts.
-func (s *LogStore) waitPending() error {
-	s.mu.Lock()
-	var last *pendingAppend
-	if n := len(s.pending); n > 0 {
-		last = s.pending[n-1]
-	}
-	s.mu.Unlock()
-	if last != nil {
-		<-last.done // they finish in order
-	}
-	if errp := s.failed.Load(); errp != nil {
-		return *errp
-	}
-	return nil
-}
+func (s *LogStore) waitPending() error { return s.WaitDurable(math.MaxUint64) }
 
 // ReturnEarly lets StoreLogs return before its entries are durable while
 // leader reports true (it is called at each StoreLogs, on raft's goroutine).
