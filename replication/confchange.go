@@ -84,16 +84,16 @@ func (n *Node) confChange(m *ring.Map, r *replica) error {
 		switch {
 		case !present && rep.Role == ring.RoleLearner:
 			n.logger.Info("adding learner", "shard", r.spec.Shard, "replica", rep.ID)
-			return r.raft.AddNonvoter(id, addr, idx, timeout).Error()
+			return await(context.Background(), r.stop, r.raft.AddNonvoter(id, addr, idx, timeout))
 		case !present || (rep.Role == ring.RoleVoter && s != raft.Voter):
 			n.logger.Info("adding voter", "shard", r.spec.Shard, "replica", rep.ID)
-			return r.raft.AddVoter(id, addr, idx, timeout).Error()
+			return await(context.Background(), r.stop, r.raft.AddVoter(id, addr, idx, timeout))
 		}
 	}
 	for _, s := range have.Servers {
 		if !containsReplica(want, string(s.ID)) {
 			n.logger.Info("removing replica", "shard", r.spec.Shard, "replica", s.ID)
-			return r.raft.RemoveServer(s.ID, idx, timeout).Error()
+			return await(context.Background(), r.stop, r.raft.RemoveServer(s.ID, idx, timeout))
 		}
 	}
 	return nil
@@ -135,7 +135,7 @@ func (n *Node) metaConfChange(m *ring.Map, r *replica) error {
 			continue
 		}
 		n.logger.Info("adding meta voter", "node", id)
-		return r.raft.AddVoter(raft.ServerID(metaReplicaID(id)), raft.ServerAddress(nd.Addr), idx, timeout).Error()
+		return await(context.Background(), r.stop, r.raft.AddVoter(raft.ServerID(metaReplicaID(id)), raft.ServerAddress(nd.Addr), idx, timeout))
 	}
 	for _, s := range have.Servers {
 		nodeID, _ := metaReplicaNode(string(s.ID))
@@ -146,7 +146,7 @@ func (n *Node) metaConfChange(m *ring.Map, r *replica) error {
 			return await(context.Background(), r.stop, r.raft.LeadershipTransfer())
 		}
 		n.logger.Info("removing meta voter", "node", nodeID)
-		return r.raft.RemoveServer(s.ID, idx, timeout).Error()
+		return await(context.Background(), r.stop, r.raft.RemoveServer(s.ID, idx, timeout))
 	}
 	return nil
 }

@@ -104,7 +104,7 @@ func (ri *readIndex) round() error {
 		return ErrNotLeader
 	}
 	if ri.readyTerm != term {
-		if err := ri.raft.Barrier(5 * time.Second).Error(); err != nil {
+		if err := await(context.Background(), ri.stop, ri.raft.Barrier(5*time.Second)); err != nil {
 			return fmt.Errorf("%w: barrier after election: %v", ErrNotLeader, err)
 		}
 		if ri.raft.CurrentTerm() != term {

@@ -295,9 +295,12 @@ func (r *replica) shutdown() error {
 	return err
 }
 
-// await bridges a raft future to ctx and the stop channel. raft resolves
-// every future eventually (on apply, step-down or shutdown), so the helper
-// goroutine never outlives the future.
+// await bridges a raft future to ctx and the stop channel. Wait for every
+// raft future of a replica through it: hashicorp/raft drops the futures of
+// entries committed but not yet applied when it shuts down (they sit in its
+// FSM queue), and a configuration change, Apply or Barrier future has no
+// shutdown channel, so its Error would block forever. The helper goroutine
+// then stays blocked with it.
 func await(ctx context.Context, stop <-chan struct{}, f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
