@@ -282,6 +282,67 @@ func TestClient_OutcomeUnknownAtDeadline(t *testing.T) {
 	}
 }
 
+// A caller that cancels a write while an attempt is in flight must not be
+// told the write was not applied: the server may apply it after the cancel.
+func TestClient_CancelledWriteInFlightIsOutcomeUnknown(t *testing.T) {
+	fc := newTestCluster(t, 3, testShards)
+	c := newTestClient(t, fc)
+	arrived := make(chan struct{}, 16)
+	release := make(chan struct{})
+	defer close(release)
+	fc.SetHook(func(call FakeCall) (error, bool) {
+		if call.Method != "Put" {
+			return nil, false
+		}
+		arrived <- struct{}{}
+		<-release // the server is slow: the caller gives up first
+		return nil, false
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Put(ctx, "k", []byte("v")) }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Put never reached a node")
+	}
+	cancel()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Put did not return after its context was cancelled")
+	}
+	if !errors.Is(err, ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Put cancelled in flight = %v; want ErrOutcomeUnknown and context.Canceled, not ErrUnavailable", err)
+	}
+
+	// A read cancelled in flight changed nothing: it is merely cancelled.
+	fc.SetHook(func(call FakeCall) (error, bool) {
+		if call.Method == "Get" {
+			arrived <- struct{}{}
+			<-release
+		}
+		return nil, false
+	})
+	ctx2, cancel2 := context.WithCancel(t.Context())
+	go func() { _, err := c.Get(ctx2, "k"); errc <- err }()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Get never reached a node")
+	}
+	cancel2()
+	select {
+	case err = <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Get did not return after its context was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Get cancelled in flight = %v; want context.Canceled and not ErrOutcomeUnknown", err)
+	}
+}
+
 func TestClient_WrongShardRefreshesMap(t *testing.T) {
 	fc := newTestCluster(t, 3, testShards)
 	c := newTestClient(t, fc)

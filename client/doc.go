@@ -13,10 +13,11 @@
 // Every write (Put, Delete, Add, Txn) carries a (session, sequence) pair taken
 // from a pool of sessions; a session serves one request at a time. A write is
 // retried with the same pair, and the server answers a retry with the first
-// outcome, so retries never apply a write twice. When the deadline passes
-// while the outcome of a write is unknown (an attempt timed out, or the
-// leader lost leadership after proposing it), the error matches
-// [ErrOutcomeUnknown]: the write may or may not have been applied.
+// outcome, so retries never apply a write twice. When the deadline passes,
+// or the caller cancels the call, while the outcome of a write is unknown (an
+// attempt was in flight, or the leader lost leadership after proposing it),
+// the error matches [ErrOutcomeUnknown]: the write may or may not have been
+// applied.
 //
 // # Timeouts
 //

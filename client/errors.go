@@ -28,7 +28,8 @@ var (
 	// and not ErrOutcomeUnknown was not applied.
 	ErrUnavailable = errors.New("client: unavailable")
 	// ErrOutcomeUnknown: a write may or may not have been applied; the
-	// deadline passed before its outcome was known.
+	// deadline passed, or the caller cancelled the call, while an attempt
+	// was in flight. The error also matches the context's error.
 	ErrOutcomeUnknown = errors.New("client: outcome unknown")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client: closed")

@@ -147,7 +147,9 @@ func (c *Client) invoke(ctx context.Context, shard uint32, kind reqKind, fn atte
 			return out, ErrClosed
 		}
 		if ctx.Err() != nil {
-			if kind == kindWrite && status.Code(err) == codes.DeadlineExceeded {
+			// The call's deadline passed or its caller cancelled it while
+			// this attempt was in flight: a write may have been proposed.
+			if kind == kindWrite && inFlight(err) {
 				maybeApp, out.reached = true, true
 			}
 			return out, giveUp()
@@ -332,6 +334,18 @@ func (c *Client) hintTarget(rt *routeTable, nl *kvpb.NotLeader) *target {
 		return nil
 	}
 	return &target{nodeID: id, conn: cn}
+}
+
+// inFlight reports whether an attempt that ended with the call's context
+// had been sent: it was cut off (DeadlineExceeded or Canceled) rather than
+// refused before its request left (a dial error).
+func inFlight(err error) bool {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.DeadlineExceeded, codes.Canceled:
+		return !isDialError(st.Message())
+	}
+	return false
 }
 
 // isDialError reports whether a transport error happened before the request
