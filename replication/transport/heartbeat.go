@@ -312,9 +312,7 @@ func (s *server) heartbeat(ctx context.Context, in *kvpb.HeartbeatRequest) *kvpb
 	if !isHeartbeat(req) {
 		return fail(fmt.Errorf("%w: an AppendEntries with entries or log positions is not a heartbeat: send it with AppendEntries", ErrInvalidRequest))
 	}
-	hctx, cancel := context.WithTimeout(ctx, s.m.cfg.RPCTimeout)
-	defer cancel()
-	resp, err := t.dispatch(hctx, req, nil, true)
+	resp, err := t.dispatch(ctx, s.m.cfg.RPCTimeout, req, nil, true)
 	if err != nil {
 		return fail(err)
 	}

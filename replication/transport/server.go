@@ -29,7 +29,7 @@ func (s *server) AppendEntries(ctx context.Context, in *kvpb.AppendEntriesReques
 		return nil, toStatus(err)
 	}
 	req := appendEntriesRequestFromProto(in)
-	resp, err := t.dispatch(ctx, req, nil, isHeartbeat(req))
+	resp, err := t.dispatch(ctx, 0, req, nil, isHeartbeat(req))
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -120,7 +120,7 @@ func (s *server) AppendEntriesPipeline(stream grpc.BidiStreamingServer[kvpb.Appe
 		if len(batch) > 1 {
 			s.m.stats.coalescedAppends.Add(uint64(len(batch) - 1))
 		}
-		resp, err := t.dispatch(ctx, req, nil, isHeartbeat(req))
+		resp, err := t.dispatch(ctx, 0, req, nil, isHeartbeat(req))
 		var out *kvpb.AppendEntriesResponse
 		switch {
 		case err == nil:
@@ -163,7 +163,7 @@ func (s *server) RequestVote(ctx context.Context, in *kvpb.RequestVoteRequest) (
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp, err := t.dispatch(ctx, requestVoteRequestFromProto(in), nil, false)
+	resp, err := t.dispatch(ctx, 0, requestVoteRequestFromProto(in), nil, false)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -176,7 +176,7 @@ func (s *server) RequestPreVote(ctx context.Context, in *kvpb.RequestPreVoteRequ
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp, err := t.dispatch(ctx, requestPreVoteRequestFromProto(in), nil, false)
+	resp, err := t.dispatch(ctx, 0, requestPreVoteRequestFromProto(in), nil, false)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -189,7 +189,7 @@ func (s *server) TimeoutNow(ctx context.Context, in *kvpb.TimeoutNowRequest) (*k
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp, err := t.dispatch(ctx, timeoutNowRequestFromProto(in), nil, false)
+	resp, err := t.dispatch(ctx, 0, timeoutNowRequestFromProto(in), nil, false)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -237,7 +237,7 @@ func (s *server) InstallSnapshot(stream grpc.ClientStreamingServer[kvpb.InstallS
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go r.watch(ctx, cancel, s.m.cfg.RPCTimeout)
-	resp, err := t.dispatch(ctx, req, io.LimitReader(r, req.Size), false)
+	resp, err := t.dispatch(ctx, 0, req, io.LimitReader(r, req.Size), false)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, ctx.Err()) {
 			err = cause

@@ -256,15 +256,32 @@ func (t *Transport) installSnapshot(id raft.ServerID, target raft.ServerAddress,
 	return nil
 }
 
-// dispatch hands an incoming RPC to raft and waits for its answer, ctx, or
-// Close. Heartbeats take the fast path when raft has set one.
-func (t *Transport) dispatch(ctx context.Context, cmd any, r io.Reader, heartbeat bool) (any, error) {
+// dispatch hands an incoming RPC to raft and waits for its answer, ctx,
+// timeout (if > 0) or Close. Heartbeats take the fast path when raft has set
+// one; raft's fast path answers before it returns (unless it is shutting
+// down), so a heartbeat costs no timer.
+func (t *Transport) dispatch(ctx context.Context, timeout time.Duration, cmd any, r io.Reader, heartbeat bool) (any, error) {
 	respCh := make(chan raft.RPCResponse, 1)
 	rpc := raft.RPC{Command: cmd, Reader: r, RespChan: respCh}
-	if fn := t.heartbeat.Load(); heartbeat && fn != nil {
+	fast := t.heartbeat.Load()
+	if !heartbeat {
+		fast = nil
+	}
+	if fast != nil {
 		t.m.stats.heartbeats.Add(1)
-		(*fn)(rpc)
-	} else {
+		(*fast)(rpc)
+		select {
+		case resp := <-respCh:
+			return rpcResult(resp)
+		default:
+		}
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	if fast == nil {
 		select {
 		case t.consumeCh <- rpc:
 		case <-ctx.Done():
@@ -275,13 +292,17 @@ func (t *Transport) dispatch(ctx context.Context, cmd any, r io.Reader, heartbea
 	}
 	select {
 	case resp := <-respCh:
-		if resp.Error != nil {
-			return resp.Response, remoteError{msg: resp.Error.Error()}
-		}
-		return resp.Response, nil
+		return rpcResult(resp)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-t.shutdownCh:
 		return nil, fmt.Errorf("%w: replica %s is shutting down", ErrClosed, t.id)
 	}
+}
+
+func rpcResult(resp raft.RPCResponse) (any, error) {
+	if resp.Error != nil {
+		return resp.Response, remoteError{msg: resp.Error.Error()}
+	}
+	return resp.Response, nil
 }

@@ -210,6 +210,43 @@ func TestTransport_HeartbeatFastPath(t *testing.T) {
 	}
 }
 
+// raft's fast path answers a heartbeat before it returns, except while it
+// shuts down: an answer that comes later still reaches the leader, and one
+// that never comes fails the heartbeat at the RPC timeout instead of hanging.
+func TestTransport_HeartbeatFastPathAnsweredLate(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{RPCTimeout: 500 * time.Millisecond})
+	b := startNode(t, "127.0.0.1", Config{RPCTimeout: 500 * time.Millisecond})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	serve(t, tb, okHandler)
+	var answer atomic.Bool
+	answer.Store(true)
+	tb.SetHeartbeatHandler(func(rpc raft.RPC) {
+		if answer.Load() {
+			go func() { time.Sleep(20 * time.Millisecond); okHandler(rpc) }()
+		}
+	})
+	target := raft.ServerAddress(b.addr)
+	var resp raft.AppendEntriesResponse
+	if err := ta.AppendEntries("1/b/1", target, &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 2}, &resp); err != nil || !resp.Success {
+		t.Fatalf("heartbeat answered late: %+v, %v; want success", resp, err)
+	}
+	answer.Store(false)
+	done := make(chan error, 1)
+	go func() {
+		_, err := tb.dispatch(context.Background(), 100*time.Millisecond, &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 2}, nil, true)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("heartbeat never answered: %v; want DeadlineExceeded", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("heartbeat never answered still waits after 10s")
+	}
+}
+
 func TestTransport_NoAnswer(t *testing.T) {
 	a := startNode(t, "127.0.0.1", Config{RPCTimeout: 200 * time.Millisecond})
 	b := startNode(t, "127.0.0.1", Config{})
