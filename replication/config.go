@@ -6,6 +6,7 @@ import (
 	"github.com/ridgeline-kv/ridgeline/storage"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,31 +110,56 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every invalid field.
+// FieldError is one invalid Config field. Validate joins them with
+// errors.Join; a command line can print them under its own flag names with
+// Describe.
+type FieldError struct {
+	Field  string // the Config field, e.g. "GroupCommitLinger"
+	Value  any
+	Reason string // may name other fields as {Field}, e.g. "must be ≥ {HeartbeatTimeout}"
+}
+
+func (e *FieldError) Error() string { return e.Describe(func(field string) string { return field }) }
+
+// Describe formats the error with name(field) in place of each field name.
+func (e *FieldError) Describe(name func(field string) string) string {
+	reason := e.Reason
+	for {
+		i := strings.IndexByte(reason, '{')
+		j := strings.IndexByte(reason, '}')
+		if i < 0 || j < i {
+			break
+		}
+		reason = reason[:i] + name(reason[i+1:j]) + reason[j+1:]
+	}
+	return fmt.Sprintf("%s=%v: %s", name(e.Field), e.Value, reason)
+}
+
+// Validate reports every invalid field, each as a *FieldError.
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(field string, v any, why string) {
-		errs = append(errs, fmt.Errorf("%s=%v: %s", field, v, why))
+		errs = append(errs, &FieldError{Field: field, Value: v, Reason: why})
 	}
 	if c.NodeID == "" {
-		bad("NodeID", `""`, "a stable node ID is required (--id)")
+		bad("NodeID", `""`, "a stable node ID is required")
 	} else if !validNodeID(c.NodeID) {
 		bad("NodeID", c.NodeID, "use 1-64 letters, digits, '-', '_' or '.'")
 	}
 	if c.DataDir == "" {
-		bad("DataDir", `""`, "a data directory is required (--data-dir)")
+		bad("DataDir", `""`, "a data directory is required")
 	}
 	if c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-			bad("Addr", c.Addr, "want ip:port (--addr)")
+			bad("Addr", c.Addr, "want ip:port")
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.GossipAddr); err != nil {
-		bad("GossipAddr", c.GossipAddr, "want ip:port (--gossip-addr)")
+		bad("GossipAddr", c.GossipAddr, "want ip:port")
 	}
 	if c.HTTPAddr != "" && c.HTTPListener == nil {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-			bad("HTTPAddr", c.HTTPAddr, "want ip:port or empty (--http-addr)")
+			bad("HTTPAddr", c.HTTPAddr, "want ip:port or empty")
 		}
 	}
 	if c.BootstrapExpect < 0 {
@@ -149,10 +175,10 @@ func (c *Config) Validate() error {
 		bad("HeartbeatTimeout", c.HeartbeatTimeout, "must be ≥ 10ms")
 	}
 	if c.ElectionTimeout < c.HeartbeatTimeout {
-		bad("ElectionTimeout", c.ElectionTimeout, "must be ≥ HeartbeatTimeout")
+		bad("ElectionTimeout", c.ElectionTimeout, "must be ≥ {HeartbeatTimeout}")
 	}
 	if c.LeaderLeaseTimeout <= 0 || c.LeaderLeaseTimeout > c.HeartbeatTimeout {
-		bad("LeaderLeaseTimeout", c.LeaderLeaseTimeout, "must be in (0, HeartbeatTimeout]")
+		bad("LeaderLeaseTimeout", c.LeaderLeaseTimeout, "must be in (0, {HeartbeatTimeout}]")
 	}
 	if c.CommitTimeout <= 0 {
 		bad("CommitTimeout", c.CommitTimeout, "must be > 0")

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -27,48 +28,12 @@ func main() {
 }
 
 func run(args []string) error {
-	cfg := replication.DefaultConfig()
-	fs := flag.NewFlagSet("kvnode", flag.ContinueOnError)
-	fs.StringVar(&cfg.NodeID, "id", "", "stable node ID (required)")
-	fs.StringVar(&cfg.DataDir, "data-dir", "", "data directory (required)")
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7001", "gRPC address for clients and peers (ip:port)")
-	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip address (ip:port)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "HTTP address for /metrics, /healthz, /readyz, /debug/pprof; empty disables")
-	join := fs.String("join", "", "comma-separated gossip addresses of other nodes")
-	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes (all started with the same value) see each other")
-	shards := fs.Uint("shards", uint(cfg.Shards), "number of shards of a new cluster (immutable afterwards)")
-	replicas := fs.Uint("replicas", uint(cfg.Replicas), "replicas per shard of a new cluster")
-	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout")
-	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "raft election timeout")
-	fs.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots")
-	fs.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot")
-	fs.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
-	fs.DurationVar(&cfg.GroupCommitLinger, "group-commit-linger", cfg.GroupCommitLinger, "under load, how long a storage commit waits for more requests to share its fsync (0 disables)")
-	fs.DurationVar(&cfg.StateFlushInterval, "state-flush-interval", cfg.StateFlushInterval, "how often applied writes held in memory are written to the state store (a crash replays at most this much from the raft log)")
-	fs.DurationVar(&cfg.DeadNodeGrace, "dead-node-grace", cfg.DeadNodeGrace, "how long gossip must report a node dead before its replicas are replaced (raise in production)")
-	fs.IntVar(&cfg.MaxMovesInFlight, "max-moves-in-flight", cfg.MaxMovesInFlight, "cluster-wide cap on shards with a placement move in progress")
-	fs.IntVar(&cfg.MaxSnapshotTransfers, "max-snapshot-transfers", cfg.MaxSnapshotTransfers, "snapshots this node sends (and, separately, receives) at once")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	logFormat := fs.String("log-format", "text", "text or json")
-	shutdownTimeout := fs.Duration("shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	cl, err := parseFlags(args)
+	if err != nil || cl == nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
-	}
-	cfg.Shards, cfg.Replicas = uint32(*shards), uint32(*replicas)
-	if *join != "" {
-		for _, a := range strings.Split(*join, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				cfg.Join = append(cfg.Join, a)
-			}
-		}
-	}
-	logger, err := newLogger(*logLevel, *logFormat)
+	cfg := cl.cfg
+	logger, err := newLogger(cl.logLevel, cl.logFormat)
 	if err != nil {
 		return err
 	}
@@ -96,19 +61,19 @@ func run(args []string) error {
 		logger.Info("signal received; shutting down")
 	case fatal = <-node.Fatal():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cl.shutdownTimeout)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- node.Shutdown(sctx) }()
 	var serr error
 	select {
 	case serr = <-done:
-	case <-time.After(*shutdownTimeout + 5*time.Second):
+	case <-time.After(cl.shutdownTimeout + 5*time.Second):
 		// A stuck shutdown must not keep the process (and its ports and data
 		// dir lock) alive; the stacks say where it stuck.
 		logger.Error("shutdown did not finish; exiting anyway — goroutine stacks follow")
 		pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
-		return fmt.Errorf("shutdown did not finish within %v", *shutdownTimeout+5*time.Second)
+		return fmt.Errorf("shutdown did not finish within %v", cl.shutdownTimeout+5*time.Second)
 	}
 	if serr != nil && fatal == nil {
 		return fmt.Errorf("shutdown: %w", serr)
@@ -133,4 +98,132 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// cmdline is what kvnode's flags say.
+type cmdline struct {
+	cfg             replication.Config
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+}
+
+// parseFlags turns kvnode's flags into a valid Config; a nil cmdline and
+// error mean -h. Invalid settings are reported under their flag names.
+func parseFlags(args []string) (*cmdline, error) {
+	cl := &cmdline{cfg: replication.DefaultConfig()}
+	cfg := &cl.cfg
+	fs := flag.NewFlagSet("kvnode", flag.ContinueOnError)
+	fs.StringVar(&cfg.NodeID, "id", "", "stable node ID (required)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "data directory (required)")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7001", "gRPC address for clients and peers (ip:port)")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip address (ip:port)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "HTTP address for /metrics, /healthz, /readyz, /debug/pprof; empty disables")
+	join := fs.String("join", "", "comma-separated gossip addresses of other nodes")
+	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes (all started with the same value) see each other")
+	shards := fs.Uint("shards", uint(cfg.Shards), "number of shards of a new cluster (immutable afterwards)")
+	replicas := fs.Uint("replicas", uint(cfg.Replicas), "replicas per shard of a new cluster")
+	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout (the leader lease is half of it)")
+	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "raft election timeout")
+	fs.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots")
+	fs.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot")
+	fs.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
+	fs.DurationVar(&cfg.GroupCommitLinger, "group-commit-linger", cfg.GroupCommitLinger, "under load, how long a storage commit waits for more requests to share its fsync (0 disables)")
+	fs.DurationVar(&cfg.StateFlushInterval, "state-flush-interval", cfg.StateFlushInterval, "how often applied writes held in memory are written to the state store (a crash replays at most this much from the raft log)")
+	fs.DurationVar(&cfg.DeadNodeGrace, "dead-node-grace", cfg.DeadNodeGrace, "how long gossip must report a node dead before its replicas are replaced (raise in production)")
+	fs.IntVar(&cfg.MaxMovesInFlight, "max-moves-in-flight", cfg.MaxMovesInFlight, "cluster-wide cap on shards with a placement move in progress")
+	fs.IntVar(&cfg.MaxSnapshotTransfers, "max-snapshot-transfers", cfg.MaxSnapshotTransfers, "snapshots this node sends (and, separately, receives) at once")
+	fs.StringVar(&cl.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&cl.logFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&cl.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
+	}
+	for name, v := range map[string]uint{"--shards": *shards, "--replicas": *replicas} {
+		if v > math.MaxUint32 {
+			return nil, fmt.Errorf("%s=%d: too large", name, v)
+		}
+	}
+	cfg.Shards, cfg.Replicas = uint32(*shards), uint32(*replicas)
+	// raft requires the lease within the heartbeat timeout; half of it is
+	// raft's own default ratio (1s and 500ms).
+	cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	if *join != "" {
+		for _, a := range strings.Split(*join, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, flagErrors(err)
+	}
+	return cl, nil
+}
+
+// flagErrors restates Config.Validate's errors under kvnode's flag names.
+func flagErrors(err error) error {
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	lines := make([]string, 0, len(errs))
+	for _, e := range errs {
+		var fe *replication.FieldError
+		if errors.As(e, &fe) {
+			lines = append(lines, "  "+fe.Describe(flagFor))
+		} else {
+			lines = append(lines, "  "+e.Error())
+		}
+	}
+	return fmt.Errorf("invalid flags (see -h):\n%s", strings.Join(lines, "\n"))
+}
+
+// flagFor names the flag that sets a replication.Config field.
+func flagFor(field string) string {
+	switch field {
+	case "NodeID":
+		return "--id"
+	case "DataDir":
+		return "--data-dir"
+	case "Addr":
+		return "--addr"
+	case "GossipAddr":
+		return "--gossip-addr"
+	case "HTTPAddr":
+		return "--http-addr"
+	case "BootstrapExpect":
+		return "--bootstrap-expect"
+	case "Shards":
+		return "--shards"
+	case "Replicas":
+		return "--replicas"
+	case "HeartbeatTimeout":
+		return "--raft-heartbeat-timeout"
+	case "ElectionTimeout":
+		return "--raft-election-timeout"
+	case "SnapshotThreshold":
+		return "--raft-snapshot-threshold"
+	case "TrailingLogs":
+		return "--raft-trailing-logs"
+	case "SnapshotInterval":
+		return "--raft-snapshot-interval"
+	case "GroupCommitLinger":
+		return "--group-commit-linger"
+	case "StateFlushInterval":
+		return "--state-flush-interval"
+	case "DeadNodeGrace":
+		return "--dead-node-grace"
+	case "MaxMovesInFlight":
+		return "--max-moves-in-flight"
+	case "MaxSnapshotTransfers":
+		return "--max-snapshot-transfers"
+	}
+	return field
 }
