@@ -13,7 +13,9 @@ import (
 
 	// The test binary depends on the server's code, so `go test` does not
 	// serve a cached result after the server changed (kvnode is built from it).
+	// srcdeps covers what kvnode alone links (its package main).
 	_ "github.com/ridgeline-kv/ridgeline/replication"
+	"github.com/ridgeline-kv/ridgeline/tests/internal/srcdeps"
 )
 
 var longRun = flag.Bool("long", false, "run the long randomized chaos suite (TestChaosLong); see SEED and DURATION")
@@ -174,6 +176,7 @@ func kvnodeWithTags(t *testing.T, tags string) string {
 	if err != nil {
 		t.Fatalf("build kvnode with tags %q: %v", tags, err)
 	}
+	trackKvnodeSources(t, tags)
 	if taggedBins.bins == nil {
 		taggedBins.bins = map[string]string{}
 	}
@@ -196,6 +199,22 @@ func requireKvnode(t *testing.T) {
 	t.Helper()
 	if testing.Short() || kvnodeBin == "" {
 		t.Skip("chaos scenarios start real processes; skipped under -short")
+	}
+	trackKvnodeSources(t, "")
+}
+
+// tracked holds the build tags whose kvnode sources go test already records
+// as inputs of this run (see srcdeps); it must happen inside a test, where
+// go test's input log is open.
+var tracked sync.Map
+
+func trackKvnodeSources(t *testing.T, tags string) {
+	t.Helper()
+	if _, done := tracked.LoadOrStore(tags, true); done {
+		return
+	}
+	if err := srcdeps.Track(tags, "github.com/ridgeline-kv/ridgeline/cmd/kvnode"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ridgeline-kv/ridgeline/client"
 	"github.com/ridgeline-kv/ridgeline/replication/replicationtest"
+	"github.com/ridgeline-kv/ridgeline/tests/internal/srcdeps"
 )
 
 var binDir string
@@ -120,8 +121,17 @@ func (p *proc) args() []string {
 	return append(a, p.extra...)
 }
 
+// sourcesTracked: go test records the binaries' sources as inputs of this
+// run (see srcdeps) once, inside a test, where its input log is open.
+var sourcesTracked sync.Once
+
 func (p *proc) start() {
 	p.t.Helper()
+	sourcesTracked.Do(func() {
+		if err := srcdeps.Track("", "github.com/ridgeline-kv/ridgeline/cmd/kvnode", "github.com/ridgeline-kv/ridgeline/cmd/kvctl"); err != nil {
+			p.t.Fatal(err)
+		}
+	})
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cmd := exec.Command(filepath.Join(binDir, "kvnode"), p.args()...)
