@@ -25,6 +25,20 @@ func encodeRides(buf []byte, rides []Ride) []byte {
 
 var errBadEntry = errors.New("app: malformed queue entry")
 
+// rideCount reads the ride count from the header of an entry written by
+// encodeRides, which is what its enqueue added to the pending counter; ok
+// is false when even the header is unreadable.
+func rideCount(b []byte) (n int64, ok bool) {
+	if len(b) == 0 || b[0] != entryCodecV1 {
+		return 0, false
+	}
+	v, k := binary.Uvarint(b[1:])
+	if k <= 0 || v > 1<<31 {
+		return 0, false
+	}
+	return int64(v), true
+}
+
 // decodeRides decodes an entry written by encodeRides.
 func decodeRides(b []byte) ([]Ride, error) {
 	if len(b) == 0 || b[0] != entryCodecV1 {

@@ -107,8 +107,12 @@ func (c *consumer) round(ctx context.Context) (full bool, oldest time.Time, err 
 			rs, err := decodeRides(kv.Value)
 			if err != nil {
 				// It can never be applied; keeping it would stop the partition.
+				// Its enqueue added the count in its header to the pending
+				// counter: take that back with it, if the header is readable.
 				c.m.badEntries.Inc()
-				c.log.Error("dropping a malformed queue entry", "key", kv.Key, "err", err)
+				n, ok := rideCount(kv.Value)
+				t.counts[j] = n
+				c.log.Error("dropping a malformed queue entry", "key", kv.Key, "err", err, "rides", n, "count_readable", ok)
 				continue
 			}
 			t.counts[j] = int64(len(rs))

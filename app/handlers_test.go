@@ -283,6 +283,30 @@ func TestApp_QueuedIngest(t *testing.T) {
 	checkAnswers(t, func(p string) (int, string) { return do(h, "GET", p, "") }, e, names, []int{1, 2, 36, 37}, []int{3}, 2025, []int{1, 2})
 }
 
+// TestApp_MalformedQueueEntryLeavesNoPending: an entry that cannot be
+// decoded is dropped (it would stop its partition), and the rides its
+// enqueue counted as pending are taken back with it, so /queue drains.
+func TestApp_MalformedQueueEntryLeavesNoPending(t *testing.T) {
+	store := newFakeStore()
+	a := startTestApp(t, store, IngestQueued, "r1")
+	entry := encodeRides(nil, genRides(7, 3, 10))
+	entry = entry[:len(entry)-1] // a truncated last ride: the header still counts 3
+	res, err := store.Commit(t.Context(), Txn{Then: []Op{
+		{Kind: OpPut, Key: queueEntryKey(0, time.Now().UnixNano(), "elsewhere", 1), Value: entry},
+		{Kind: OpAdd, Key: queuePendingKey(0), Delta: 3},
+	}})
+	if err != nil || !res.Succeeded {
+		t.Fatalf("enqueue a malformed entry: %v, %+v", err, res)
+	}
+	waitDrained(t, func(p string) (int, string) { return do(a.Handler(), "GET", p, "") })
+	if n := store.counter(queuePendingKey(0)); n != 0 {
+		t.Errorf("pending counter of partition 0 = %d after the malformed entry was dropped, want 0", n)
+	}
+	if kvs, _, err := store.Scan(t.Context(), queueEntryPrefix(0), "", 10); err != nil || len(kvs) != 0 {
+		t.Errorf("partition 0 still holds %d entries (%v); want the malformed one dropped", len(kvs), err)
+	}
+}
+
 // waitDrained waits until GET /queue reports no pending events.
 func waitDrained(t *testing.T, get getFunc) {
 	t.Helper()
