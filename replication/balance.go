@@ -10,11 +10,13 @@ import (
 )
 
 // balanceTransfersPerRound bounds the leadership transfers one node makes
-// per balance round. They run one after another (a transfer stalls its shard
-// for about an election), and a new cluster's leaders settle within a few
-// rounds instead of one shard per round (30-60 s for 32 shards, spent under
-// the first client load).
-const balanceTransfersPerRound = 8
+// per balance round. With one, a new cluster's 32 leaders take 30-40 s to
+// spread. Eight spread them before make run reports ready, but a long chaos
+// run (seed 1515) then stalled a drain once: one node stopped starting and
+// deleting replicas (its reconcile loop never came back). The cause is not
+// found; more transfers under faults are the suspect, so one stays until it
+// is.
+const balanceTransfersPerRound = 1
 
 // balanceLoop moves shard leadership to each shard's preferred replica (the
 // first of its replicas in the map) when that replica's node is alive, so

@@ -86,6 +86,9 @@ func newRunWith(t *testing.T, opts runOptions) *run {
 			if r.w != nil && !r.w.stop.Load() {
 				r.w.halt()
 			}
+			if t.Failed() {
+				r.c.dumpAll()
+			}
 			r.c.killAll()
 		}
 		if r.nem != nil {
@@ -97,7 +100,7 @@ func newRunWith(t *testing.T, opts runOptions) *run {
 					writeJSON(filepath.Join(dir, "history.json"), r.w.hist.snapshot())
 				}
 			}
-			t.Logf("FAILED with seed %d; artifacts (history, porcupine HTML, node logs and data dirs) kept in %s", seed, dir)
+			t.Logf("FAILED with seed %d; artifacts (history, porcupine HTML, node logs with every goroutine's stack at the end, data dirs) kept in %s", seed, dir)
 			return
 		}
 		os.RemoveAll(dir)

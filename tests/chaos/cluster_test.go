@@ -223,6 +223,8 @@ func (nd *node) start() error {
 	fmt.Fprintf(f, "==== chaos: start #%d of %s at %s ====\n", nd.starts, nd.id, time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(nd.bin, nd.args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// SIGQUIT (dumpAll) prints every goroutine, not just the signalled one.
+	cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
 	// Never outlive the test binary, even if it is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -407,6 +409,15 @@ func (c *cluster) leaderOf(shard uint32, timeout time.Duration) (*node, error) {
 		return nil
 	})
 	return leader, err
+}
+
+// dumpAll makes every running process write all its goroutines' stacks to
+// its log and exit (SIGQUIT), so a failed run keeps the state the failing
+// check found each node in: a hung shutdown, a stuck loop.
+func (c *cluster) dumpAll() {
+	for _, nd := range c.nodes {
+		nd.stop(syscall.SIGQUIT, 10*time.Second)
+	}
 }
 
 // killAll SIGKILLs every process (cleanup after a fatal error).
