@@ -17,6 +17,7 @@ type metrics struct {
 	applies        *prometheus.CounterVec
 	applyBatch     *prometheus.HistogramVec
 	leaderChanges  *prometheus.CounterVec
+	appliedAhead   *prometheus.CounterVec
 	commitLatency  *prometheus.HistogramVec
 	readBatch      *prometheus.HistogramVec
 	isLeader       *prometheus.GaugeVec
@@ -42,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ridgeline", Name: "apply_batch_size", Help: "Entries per state machine apply batch.", Buckets: sizes}, shard),
 		leaderChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ridgeline", Name: "leader_changes_total", Help: "Leader changes observed by this node's replica."}, shard),
+		appliedAhead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ridgeline", Name: "applies_ahead_of_local_log_total",
+			Help: "Apply batches a shard leader applied once a majority of its followers held them durably, before its own log append was."}, shard),
 		commitLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "ridgeline", Name: "commit_latency_seconds", Help: "Proposal to applied, on the leader.", Buckets: latency}, shard),
 		readBatch: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -59,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "ridgeline", Name: "rebalance_backlog", Help: "Shards whose placement differs from the target (on the meta leader; 0 elsewhere)."}),
 	}
-	reg.MustRegister(m.proposals, m.proposalErrors, m.applies, m.applyBatch, m.leaderChanges,
+	reg.MustRegister(m.proposals, m.proposalErrors, m.applies, m.applyBatch, m.leaderChanges, m.appliedAhead,
 		m.commitLatency, m.readBatch, m.isLeader, m.commitSeconds, m.commitTxns, m.mapEpoch, m.moves, m.backlog)
 	return m
 }
@@ -71,6 +75,7 @@ func (m *metrics) group(label string) *groupMetrics {
 		applies:       m.applies.WithLabelValues(label),
 		applyBatch:    m.applyBatch.WithLabelValues(label),
 		leaderChanges: m.leaderChanges.WithLabelValues(label),
+		appliedAhead:  m.appliedAhead.WithLabelValues(label),
 		commitLatency: m.commitLatency.WithLabelValues(label),
 		readBatch:     m.readBatch.WithLabelValues(label),
 		isLeader:      m.isLeader.WithLabelValues(label),
@@ -84,6 +89,7 @@ type groupMetrics struct {
 	applies       prometheus.Counter
 	applyBatch    prometheus.Observer
 	leaderChanges prometheus.Counter
+	appliedAhead  prometheus.Counter
 	commitLatency prometheus.Observer
 	readBatch     prometheus.Observer
 	isLeader      prometheus.Gauge

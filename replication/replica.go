@@ -155,7 +155,18 @@ func startReplica(d replicaDeps, spec replicaSpec, fsm groupFSM) (_ *replica, er
 			ra := started.Load()
 			return ra != nil && ra.State() == raft.Leader
 		}
-		fsm = enableEarlyLeaderAppends(logs, trans, fsm, isLeader, d.onFatal)
+		acks := newFollowerAcks(conf.LocalID, func() raft.Configuration {
+			ra := started.Load()
+			if ra == nil {
+				return raft.Configuration{}
+			}
+			f := ra.GetConfiguration() // answered at once from raft's copy of its latest configuration
+			if f.Error() != nil {
+				return raft.Configuration{}
+			}
+			return f.Configuration()
+		}, r.m.appliedAhead.Inc)
+		fsm = enableEarlyLeaderAppends(logs, trans, fsm, isLeader, acks, d.onFatal)
 		r.fsm = fsm
 	}
 	ra, err := raft.NewRaft(conf, fsm, cached, logs, snaps, trans)

@@ -15,15 +15,17 @@
 //     applies since the last flush, and raft replays them. The other
 //     exception is a leader's log append, when LogStore.ReturnEarly allows
 //     it: StoreLogs returns while the append is in flight (readable, not
-//     yet durable), and the caller waits with WaitDurable before it lets
-//     anyone count on the entries.
+//     yet durable), and the caller counts on this log holding them only
+//     once WaitDurable returns (or DurableCh closes).
 //   - Readers (View, Snapshot) see a consistent point in time: the layers and
 //     the bbolt read transaction under them are captured together.
 //   - Writes are group-committed: concurrent writes from different raft groups
 //     (LogDB) or different shards (StateDB) are coalesced by one committer
 //     goroutine per file into a single bbolt transaction and a single fsync.
-//     There is no artificial delay: a request that arrives while a commit is in
-//     flight joins the next one, up to a cap on the batch size.
+//     A request that arrives while a commit is in flight joins the next one,
+//     up to a cap on the batch size; under load (the last commit carried
+//     more than one request) a commit also waits up to GroupCommitLinger
+//     for more.
 //   - A request that fails never affects the other requests of its group
 //     commit. Apply and Update functions are called exactly once; a failing
 //     function publishes nothing.

@@ -351,10 +351,10 @@ func (s *LogStore) waitPending() error { return s.WaitDurable(math.MaxUint64) }
 // durable in order, so a durable entry implies that every entry before it
 // is. An early append that fails makes every later write fail.
 //
-// The caller must keep what an early append has not made durable from being
-// known as committed: apply or acknowledge no entry before WaitDurable(its
-// index) returns, and tell followers a commit index no higher than
-// DurableIndex.
+// The caller must not count this log's copy of an entry before it is
+// durable: apply or acknowledge an entry only once WaitDurable(its index)
+// returns or a majority of the group without this log holds it, and tell
+// followers a commit index no higher than DurableIndex.
 func (s *LogStore) ReturnEarly(leader func() bool) {
 	s.early.Store(&leader)
 }
@@ -392,22 +392,44 @@ func (s *LogStore) mayReturnEarly(logs []*raft.Log) bool {
 // WaitDurable blocks until every entry up to index that the log holds is
 // durable. It returns the error of a failed early append.
 func (s *LogStore) WaitDurable(index uint64) error {
+	<-s.DurableCh(index) // earlier appends finish first
+	return s.AppendErr()
+}
+
+// DurableCh returns a channel that is closed once every entry up to index
+// that the log holds is durable (already closed if it is). Check AppendErr
+// after it closes: a failed append also closes it.
+func (s *LogStore) DurableCh(index uint64) <-chan struct{} {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	var wait *pendingAppend // the last append in flight that holds entries up to index
 	for _, p := range s.pending {
-		if p.logs[0].Index <= index {
-			wait = p
+		if p.logs[0].Index > index {
+			break // pending is in log order
 		}
+		wait = p
 	}
-	s.mu.Unlock()
-	if wait != nil {
-		<-wait.done // earlier ones finish first
+	if wait == nil {
+		return closedCh
 	}
+	return wait.done
+}
+
+// AppendErr returns the error of a failed early append (see ReturnEarly),
+// after which the log takes no more writes; nil if none failed.
+func (s *LogStore) AppendErr() error {
 	if errp := s.failed.Load(); errp != nil {
 		return *errp
 	}
 	return nil
 }
+
+// closedCh is a closed channel: what DurableCh returns for a durable index.
+var closedCh = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // DurableIndex returns an index up to which every entry that the log holds
 // is durable: below the oldest append in flight, or math.MaxUint64 when

@@ -172,6 +172,7 @@ func (p *pipeline) receive() {
 				f.complete(fromStatus(remoteError{msg: out.Error}, "AppendEntriesPipeline", p.id, p.addr))
 			default:
 				appendEntriesResponseFromProto(out, f.resp)
+				p.t.acked(p.id, f.req, f.resp)
 				f.complete(nil)
 			}
 			if streamErr == nil && timedOut {

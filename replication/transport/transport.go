@@ -30,6 +30,8 @@ type Transport struct {
 	heartbeat atomic.Pointer[func(raft.RPC)]
 	// commitLimit bounds the commit index sent to followers (SetCommitLimit).
 	commitLimit atomic.Pointer[func() uint64]
+	// appendAck is told of every successful AppendEntries (SetAppendAck).
+	appendAck atomic.Pointer[func(raft.ServerID, uint64, uint64)]
 
 	// ctx is cancelled by Close and ends the replica's pipeline streams.
 	ctx        context.Context
@@ -88,6 +90,28 @@ func (t *Transport) SetCommitLimit(limit func() uint64) {
 	t.commitLimit.Store(&limit)
 }
 
+// SetAppendAck sets ack to be called, on a transport goroutine, with the
+// follower, the leader's term and the index up to which the follower's log
+// now matches the leader's, for every AppendEntries (not heartbeat) the
+// follower accepted. A follower accepts only once it has stored the entries
+// durably. ack must be quick and must not block.
+func (t *Transport) SetAppendAck(ack func(follower raft.ServerID, term, index uint64)) {
+	t.appendAck.Store(&ack)
+}
+
+// acked reports a successful AppendEntries to the SetAppendAck callback.
+func (t *Transport) acked(follower raft.ServerID, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
+	ack := t.appendAck.Load()
+	if ack == nil || !resp.Success || resp.Term != req.Term || isHeartbeat(req) {
+		return // a heartbeat's success says nothing about the follower's log
+	}
+	index := req.PrevLogEntry
+	if n := len(req.Entries); n > 0 {
+		index = req.Entries[n-1].Index
+	}
+	(*ack)(follower, req.Term, index)
+}
+
 // appendRequest converts args to its wire form, with the commit limit.
 func (t *Transport) appendRequest(target raft.ServerID, args *raft.AppendEntriesRequest) *kvpb.AppendEntriesRequest {
 	p := appendEntriesRequestToProto(target, args)
@@ -143,6 +167,7 @@ func (t *Transport) AppendEntries(id raft.ServerID, target raft.ServerAddress, a
 		return fromStatus(remoteError{out.Error}, "AppendEntries", id, target)
 	}
 	appendEntriesResponseFromProto(out, resp)
+	t.acked(id, args, resp)
 	return nil
 }
 

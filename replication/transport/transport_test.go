@@ -757,3 +757,84 @@ func TestTransport_CommitLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestTransport_AppendAck: every AppendEntries a follower accepts, by unary
+// call or on a pipeline, is reported with the follower, the request's term
+// and the last index it covered; refusals, failures and heartbeats are not.
+func TestTransport_AppendAck(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{})
+	b := startNode(t, "127.0.0.1", Config{})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	serve(t, tb, func(rpc raft.RPC) {
+		req := rpc.Command.(*raft.AppendEntriesRequest)
+		switch {
+		case req.PrevLogEntry == 99: // a log that does not match
+			rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term, Success: false}, nil)
+		case req.PrevLogEntry == 98: // the follower's term is newer
+			rpc.Respond(&raft.AppendEntriesResponse{Term: req.Term + 1, Success: true}, nil)
+		case req.PrevLogEntry == 97:
+			rpc.Respond(nil, errors.New("disk full"))
+		default:
+			okHandler(rpc)
+		}
+	})
+	type ack struct {
+		id          raft.ServerID
+		term, index uint64
+	}
+	acks := make(chan ack, 16)
+	ta.SetAppendAck(func(id raft.ServerID, term, index uint64) { acks <- ack{id, term, index} })
+	target := raft.ServerAddress(b.addr)
+	p, err := ta.AppendEntriesPipeline("1/b/1", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	entries := func(from, to uint64) []*raft.Log {
+		var ls []*raft.Log
+		for i := from; i <= to; i++ {
+			ls = append(ls, &raft.Log{Index: i, Term: 3})
+		}
+		return ls
+	}
+	send := func(how string, req *raft.AppendEntriesRequest) {
+		t.Helper()
+		req.RPCHeader = testHeader
+		resp := new(raft.AppendEntriesResponse)
+		if how == "unary" {
+			_ = ta.AppendEntries("1/b/1", target, req, resp)
+			return
+		}
+		f, err := p.AppendEntries(req, resp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Error()
+	}
+	for _, how := range []string{"unary", "pipeline"} {
+		send(how, &raft.AppendEntriesRequest{Term: 3, PrevLogEntry: 4, PrevLogTerm: 3, Entries: entries(5, 7), LeaderCommitIndex: 4})
+		send(how, &raft.AppendEntriesRequest{Term: 3, PrevLogEntry: 99, PrevLogTerm: 3, Entries: entries(100, 101)})
+		send(how, &raft.AppendEntriesRequest{Term: 3, PrevLogEntry: 98, PrevLogTerm: 3, Entries: entries(99, 99)})
+		if how == "unary" { // a failed call would end the pipeline stream
+			send(how, &raft.AppendEntriesRequest{Term: 3, PrevLogEntry: 97, PrevLogTerm: 3, Entries: entries(98, 98)})
+		}
+		send(how, &raft.AppendEntriesRequest{Term: 3, Leader: []byte("a")}) // a heartbeat
+		send(how, &raft.AppendEntriesRequest{Term: 4, PrevLogEntry: 7, PrevLogTerm: 3, LeaderCommitIndex: 7})
+		for _, want := range []ack{{"1/b/1", 3, 7}, {"1/b/1", 4, 7}} {
+			select {
+			case got := <-acks:
+				if got != want {
+					t.Errorf("%s: acknowledgement %+v; want %+v", how, got, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s: no acknowledgement %+v", how, want)
+			}
+		}
+		select {
+		case got := <-acks:
+			t.Errorf("%s: unexpected acknowledgement %+v", how, got)
+		default:
+		}
+	}
+}
