@@ -160,7 +160,11 @@ func startReplica(d replicaDeps, spec replicaSpec, fsm groupFSM) (_ *replica, er
 			if ra == nil {
 				return raft.Configuration{}
 			}
-			f := ra.GetConfiguration() // answered at once from raft's copy of its latest configuration
+			// Called on raft's state machine goroutine, which must never wait
+			// for raft's main loop (that loop may be waiting for it):
+			// hashicorp/raft v1.8 answers GetConfiguration at once from its
+			// copy of the latest configuration, without the main loop.
+			f := ra.GetConfiguration()
 			if f.Error() != nil {
 				return raft.Configuration{}
 			}
