@@ -94,13 +94,19 @@ func (p *pipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.App
 	select {
 	case <-p.shutdownCh:
 		return nil, raft.ErrPipelineShutdown
+	case <-p.t.ctx.Done():
+		return nil, raft.ErrPipelineShutdown
 	default:
 	}
 	// Queue before sending, so the receive goroutine's deadline covers a
-	// Send blocked on flow control.
+	// Send blocked on flow control. Once the Transport is closed the receive
+	// goroutine has stopped draining the queue: waiting for room then would
+	// hold raft's replication goroutine, and so raft's Shutdown, forever.
 	select {
 	case p.inflight <- f:
 	case <-p.shutdownCh:
+		return nil, raft.ErrPipelineShutdown
+	case <-p.t.ctx.Done():
 		return nil, raft.ErrPipelineShutdown
 	}
 	if err := p.stream.Send(p.t.appendRequest(p.id, args)); err != nil {

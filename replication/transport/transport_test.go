@@ -838,3 +838,46 @@ func TestTransport_AppendAck(t *testing.T) {
 		}
 	}
 }
+
+// TestTransport_CloseUnblocksAFullPipeline: raft's replication goroutine
+// blocked in AppendEntries on a full pipeline returns once the Transport is
+// closed. (The replica closes its Transport before raft's Shutdown, which
+// waits for that goroutine: a node's reconcile loop once hung there for good,
+// stopping every later replica start and removal on the node.)
+func TestTransport_CloseUnblocksAFullPipeline(t *testing.T) {
+	a := startNode(t, "127.0.0.1", Config{RPCTimeout: time.Minute})
+	b := startNode(t, "127.0.0.1", Config{RPCTimeout: time.Minute})
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	tb := mustTransport(t, b.mgr, "1/b/1")
+	serve(t, tb, okHandler)
+	p, err := ta.AppendEntriesPipeline("1/b/1", raft.ServerAddress(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	send := func(i int) error {
+		req := &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 1, PrevLogEntry: uint64(i), PrevLogTerm: 1,
+			Entries: []*raft.Log{{Index: uint64(i + 1), Term: 1}}}
+		_, err := p.AppendEntries(req, new(raft.AppendEntriesResponse))
+		return err
+	}
+	// Nobody consumes the completed futures (raft would): the receive
+	// goroutine fills Consumer(), then holds one more, then the queue of
+	// requests in flight fills. That is room for 2*pipelineMaxInFlight+1.
+	for i := 0; i < 2*pipelineMaxInFlight+1; i++ {
+		if err := send(i); err != nil {
+			t.Fatalf("AppendEntries %d: %v", i, err)
+		}
+	}
+	blocked := make(chan error, 1)
+	go func() { blocked <- send(2*pipelineMaxInFlight + 1) }()
+	ta.Close()
+	select {
+	case err := <-blocked:
+		if !errors.Is(err, raft.ErrPipelineShutdown) {
+			t.Errorf("AppendEntries on the full pipeline after Close = %v; want raft.ErrPipelineShutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("AppendEntries on a full pipeline still blocked 10s after the Transport was closed")
+	}
+}
