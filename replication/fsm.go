@@ -57,8 +57,10 @@ type shardFSM struct {
 	// FSM refuses all work.
 	applied appliedIndex
 	// configIndex is the index of the newest configuration entry applied
-	// (0 = none seen since start, e.g. it came in a snapshot): the prevIndex
-	// that guards the next configuration change.
+	// (0 = unknown: none seen since start or since a snapshot was restored;
+	// a snapshot's configuration is raft's, not the FSM's): the prevIndex
+	// that guards the next configuration change. A stale non-zero value
+	// would make every change this replica tries as leader fail for good.
 	configIndex atomic.Uint64
 }
 
@@ -457,6 +459,9 @@ func (f *shardFSM) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("replication: shard %d: restore snapshot: %w", f.opts.Shard, err)
 	}
 	f.log.Info("restored snapshot", "index", idx)
+	// The snapshot holds a configuration newer than any entry applied
+	// here (see configIndex).
+	f.configIndex.Store(0)
 	f.applied.advance(idx)
 	return nil
 }

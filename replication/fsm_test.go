@@ -740,3 +740,37 @@ func BenchmarkShardFSM_ApplyBatch64x256(b *testing.B) {
 		}
 	}
 }
+
+// TestShardFSM_RestoreForgetsTheConfigurationIndex: the configuration index
+// (the prevIndex of the next membership change this replica makes as
+// leader) is unknown after a snapshot restore, not the index of the last
+// configuration entry applied before it: the snapshot carries raft's newer
+// configuration, and a stale index made every change fail for good (a
+// long chaos run's drain stalled on a learner its leader could never add).
+func TestShardFSM_RestoreForgetsTheConfigurationIndex(t *testing.T) {
+	src, _ := newTestFSM(t, fsmOptions{})
+	src.ApplyBatch([]*raft.Log{commandLog(t, 1, putCmd("a", "1")), commandLog(t, 2, putCmd("b", "2"))})
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	dst, _ := newTestFSM(t, fsmOptions{})
+	conf := &raft.Log{Index: 1, Term: 1, Type: raft.LogConfiguration,
+		Data: raft.EncodeConfiguration(raft.Configuration{Servers: []raft.Server{{ID: "x", Address: "a", Suffrage: raft.Voter}}})}
+	dst.ApplyBatch([]*raft.Log{conf})
+	if got := dst.configIndex.Load(); got != 1 {
+		t.Fatalf("configuration index %d after applying a configuration entry at 1; want 1", got)
+	}
+	if err := dst.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if got := dst.configIndex.Load(); got != 0 {
+		t.Errorf("configuration index %d after a restore; want 0 (unknown)", got)
+	}
+}

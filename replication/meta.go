@@ -174,6 +174,7 @@ func (f *metaFSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	f.configIndex.Store(0) // the snapshot's configuration is newer: see shardFSM.configIndex
 	if err := f.load(); err != nil {
 		return err
 	}
