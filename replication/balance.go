@@ -10,13 +10,13 @@ import (
 )
 
 // balanceTransfersPerRound bounds the leadership transfers one node makes
-// per balance round. With one, a new cluster's 32 leaders take 30-40 s to
-// spread. Eight spread them before make run reports ready, but a long chaos
-// run (seed 1515) then stalled a drain once: one node stopped starting and
-// deleting replicas (its reconcile loop never came back). The cause is not
-// found; more transfers under faults are the suspect, so one stays until it
-// is.
-const balanceTransfersPerRound = 1
+// per balance round. With one, a new cluster's 32 leaders took 30-40 s to
+// spread, so a benchmark started at once began with 15-20 transfers (each
+// stalls its shard for about an election); eight spread them before make run
+// reports ready. (A long chaos run stalled a drain once with eight: one
+// node's reconcile loop stopped, with the signature of a replica shutdown
+// hanging on a full AppendEntries pipeline, a transport bug since fixed.)
+const balanceTransfersPerRound = 8
 
 // balanceLoop moves shard leadership to each shard's preferred replica (the
 // first of its replicas in the map) when that replica's node is alive, so
