@@ -168,3 +168,20 @@ func (m *Manager) hasConn(addr raft.ServerAddress) bool {
 	_, ok := m.conns[addr]
 	return ok
 }
+
+// openPipeline starts two nodes with cfg, serves replica "1/b/1" on the
+// second (returned) with handle and opens a pipeline to it from replica
+// "1/a/1" (returned) on the first, closed when the test ends.
+func openPipeline(t *testing.T, cfg Config, handle func(raft.RPC)) (*Transport, *testNode, raft.AppendPipeline) {
+	t.Helper()
+	a := startNode(t, "127.0.0.1", cfg)
+	b := startNode(t, "127.0.0.1", cfg)
+	ta := mustTransport(t, a.mgr, "1/a/1")
+	serve(t, mustTransport(t, b.mgr, "1/b/1"), handle)
+	p, err := ta.AppendEntriesPipeline("1/b/1", raft.ServerAddress(b.addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return ta, b, p
+}

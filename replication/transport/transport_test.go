@@ -501,16 +501,7 @@ func TestTransport_SnapshotSenderStalls(t *testing.T) {
 }
 
 func TestPipeline(t *testing.T) {
-	a := startNode(t, "127.0.0.1", Config{})
-	b := startNode(t, "127.0.0.1", Config{})
-	ta := mustTransport(t, a.mgr, "1/a/1")
-	tb := mustTransport(t, b.mgr, "1/b/1")
-	serve(t, tb, okHandler)
-	p, err := ta.AppendEntriesPipeline("1/b/1", raft.ServerAddress(b.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	_, b, p := openPipeline(t, Config{}, okHandler)
 	const n = 300
 	go func() {
 		for i := range n {
@@ -762,11 +753,7 @@ func TestTransport_CommitLimit(t *testing.T) {
 // call or on a pipeline, is reported with the follower, the request's term
 // and the last index it covered; refusals, failures and heartbeats are not.
 func TestTransport_AppendAck(t *testing.T) {
-	a := startNode(t, "127.0.0.1", Config{})
-	b := startNode(t, "127.0.0.1", Config{})
-	ta := mustTransport(t, a.mgr, "1/a/1")
-	tb := mustTransport(t, b.mgr, "1/b/1")
-	serve(t, tb, func(rpc raft.RPC) {
+	ta, b, p := openPipeline(t, Config{}, func(rpc raft.RPC) {
 		req := rpc.Command.(*raft.AppendEntriesRequest)
 		switch {
 		case req.PrevLogEntry == 99: // a log that does not match
@@ -786,11 +773,6 @@ func TestTransport_AppendAck(t *testing.T) {
 	acks := make(chan ack, 16)
 	ta.SetAppendAck(func(id raft.ServerID, term, index uint64) { acks <- ack{id, term, index} })
 	target := raft.ServerAddress(b.addr)
-	p, err := ta.AppendEntriesPipeline("1/b/1", target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
 	entries := func(from, to uint64) []*raft.Log {
 		var ls []*raft.Log
 		for i := from; i <= to; i++ {
@@ -845,16 +827,7 @@ func TestTransport_AppendAck(t *testing.T) {
 // waits for that goroutine: a node's reconcile loop once hung there for good,
 // stopping every later replica start and removal on the node.)
 func TestTransport_CloseUnblocksAFullPipeline(t *testing.T) {
-	a := startNode(t, "127.0.0.1", Config{RPCTimeout: time.Minute})
-	b := startNode(t, "127.0.0.1", Config{RPCTimeout: time.Minute})
-	ta := mustTransport(t, a.mgr, "1/a/1")
-	tb := mustTransport(t, b.mgr, "1/b/1")
-	serve(t, tb, okHandler)
-	p, err := ta.AppendEntriesPipeline("1/b/1", raft.ServerAddress(b.addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	ta, _, p := openPipeline(t, Config{RPCTimeout: time.Minute}, okHandler)
 	send := func(i int) error {
 		req := &raft.AppendEntriesRequest{RPCHeader: testHeader, Term: 1, PrevLogEntry: uint64(i), PrevLogTerm: 1,
 			Entries: []*raft.Log{{Index: uint64(i + 1), Term: 1}}}
