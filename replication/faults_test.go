@@ -350,7 +350,7 @@ func TestNode_HTTPEndpoints(t *testing.T) {
 	_, metrics := get("/metrics")
 	for _, series := range []string{
 		`ridgeline_proposals_total{shard="`, `ridgeline_applies_total{shard="`, `ridgeline_apply_batch_size_bucket{shard="`,
-		`ridgeline_leader_changes_total{shard="`, `ridgeline_commit_latency_seconds_bucket{shard="`,
+		`ridgeline_leader_changes_total{shard="`, `ridgeline_commit_latency_seconds_bucket{shard="`, `ridgeline_applies_ahead_of_local_log_total{shard="`,
 		`ridgeline_storage_commit_seconds_bucket`, `ridgeline_is_leader{shard="meta"}`, `go_goroutines`,
 		`ridgeline_transport_peer_connections `, `ridgeline_transport_snapshot_bytes_sent_total`, `ridgeline_rebalance_backlog`,
 	} {
