@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"path/filepath"
 	"sync/atomic"
@@ -204,6 +205,33 @@ func TestFollowerAcks_MajorityWithoutTheLeader(t *testing.T) {
 	// No configuration known (raft not started): never.
 	cfg = raft.Configuration{}
 	check("no configuration", 4, 10, false)
+}
+
+// TestFollowerAcks_ForgetsRemovedFollowers: acknowledgements of servers that
+// left the configuration are dropped, so replica moves (fresh IDs each) do
+// not grow the table for the leader's lifetime, and a follower that is
+// still a member keeps its acknowledgement.
+func TestFollowerAcks_ForgetsRemovedFollowers(t *testing.T) {
+	cfg := threeVoters()
+	a := newFollowerAcks("self", func() raft.Configuration { return cfg }, nil)
+	for i := range 20 {
+		a.record(raft.ServerID(fmt.Sprintf("moved-%d", i)), 2, 9)
+	}
+	a.record("f1", 2, 9)
+	a.record("f2", 2, 9)
+	if !a.durableOnQuorum(2, 9) {
+		t.Fatal("durableOnQuorum(2, 9) = false with both followers acknowledged")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.acks) > len(cfg.Servers) {
+		t.Errorf("after a check the table holds %d acknowledgements for a configuration of %d servers: %v", len(a.acks), len(cfg.Servers), a.acks)
+	}
+	for _, id := range []raft.ServerID{"f1", "f2"} {
+		if _, ok := a.acks[id]; !ok {
+			t.Errorf("the acknowledgement of member %s was dropped", id)
+		}
+	}
 }
 
 // TestDurableApplyFSM_AppliesOnceFollowersHoldTheBatch: while the leader's

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -82,6 +83,9 @@ func (a *followerAcks) durableOnQuorum(term, index uint64) bool {
 	servers := a.config().Servers
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if len(a.acks) > len(servers) {
+		a.forget(servers)
+	}
 	voters, held := 0, 0
 	for _, s := range servers {
 		if s.Suffrage != raft.Voter {
@@ -96,4 +100,15 @@ func (a *followerAcks) durableOnQuorum(term, index uint64) bool {
 		}
 	}
 	return voters > 0 && held > voters/2
+}
+
+// forget drops the acknowledgements of servers no longer in the
+// configuration (replica moves use fresh IDs, so they would pile up for the
+// replica's lifetime otherwise). Called with mu held.
+func (a *followerAcks) forget(servers []raft.Server) {
+	for id := range a.acks {
+		if !slices.ContainsFunc(servers, func(s raft.Server) bool { return s.ID == id }) {
+			delete(a.acks, id)
+		}
+	}
 }
