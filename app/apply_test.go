@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -171,12 +172,19 @@ func TestConfig_Validate(t *testing.T) {
 		Endpoints: []string{"nope"}, Ingest: "later", ReplicaID: "{x}", CacheTTL: -1,
 		Queue: QueueConfig{ConsumeEntries: 500, MaxBatch: -1},
 	}.Validate()
-	for _, want := range []string{`Endpoints[0] = "nope"`, `Ingest = "later"`, `ReplicaID = "{x}"`, "CacheTTL = -1ns", "Queue.ConsumeEntries = 500", "Queue.MaxBatch = -1"} {
+	for _, want := range []string{`Endpoints = "nope"`, `Ingest = "later"`, `ReplicaID = "{x}"`, "CacheTTL = -1ns", "Queue.ConsumeEntries = 500", "Queue.MaxBatch = -1"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v; want it to mention %s", err, want)
 		}
 	}
-	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "Endpoints is empty") {
-		t.Errorf("Validate() with no store = %v; want Endpoints is empty", err)
+	// Each problem is a *FieldError, so that a command line can name its flag.
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var fe *FieldError
+		if !errors.As(e, &fe) || fe.Field == "" {
+			t.Errorf("%v is not a *FieldError naming its field", e)
+		}
+	}
+	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "Endpoints = []") {
+		t.Errorf("Validate() with no store = %v; want Endpoints = []", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -163,30 +164,44 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Validate reports every invalid field of c with its value. Zero fields
-// that take defaults are valid.
+// FieldError is one invalid Config field. Validate joins them with
+// errors.Join; a command line can restate them under its own flag names.
+type FieldError struct {
+	Field  string // the Config field, e.g. "Queue.LeaseTTL"
+	Value  string // the offending value, formatted
+	Reason string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("app: %s = %s: %s", e.Field, e.Value, e.Reason)
+}
+
+// Validate reports every invalid field of c with its value, each as a
+// *FieldError. Zero fields that take defaults are valid.
 func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("app: "+format, args...)) }
-	if c.Store == nil && len(c.Endpoints) == 0 {
-		bad("Endpoints is empty and Store is nil: give the gRPC address of at least one Ridgeline node (--endpoints or RIDGELINE_ENDPOINTS)")
+	bad := func(field, value, reason string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Reason: reason})
 	}
-	for i, ep := range c.Endpoints {
+	if c.Store == nil && len(c.Endpoints) == 0 {
+		bad("Endpoints", "[]", "give the gRPC address of at least one Ridgeline node (--endpoints or RIDGELINE_ENDPOINTS)")
+	}
+	for _, ep := range c.Endpoints {
 		if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
-			bad("Endpoints[%d] = %q is not host:port", i, ep)
+			bad("Endpoints", strconv.Quote(ep), "not host:port")
 		}
 	}
 	if c.Listener == nil {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-			bad("Listen = %q is not host:port (e.g. 127.0.0.1:8080)", c.Listen)
+			bad("Listen", strconv.Quote(c.Listen), "not host:port (e.g. 127.0.0.1:8080)")
 		}
 	}
 	if strings.ContainsAny(c.ReplicaID, "{}\n") || len(c.ReplicaID) > 200 {
-		bad("ReplicaID = %q: use at most 200 characters and no braces or newlines", c.ReplicaID)
+		bad("ReplicaID", strconv.Quote(c.ReplicaID), "use at most 200 characters and no braces or newlines")
 	}
 	if c.Ingest != IngestQueued && c.Ingest != IngestSync {
-		bad("Ingest = %q: use %q or %q", c.Ingest, IngestQueued, IngestSync)
+		bad("Ingest", strconv.Quote(string(c.Ingest)), fmt.Sprintf("use %q or %q", IngestQueued, IngestSync))
 	}
 	for _, d := range []struct {
 		name string
@@ -202,7 +217,7 @@ func (c Config) Validate() error {
 		{"Queue.IdlePoll", c.Queue.IdlePoll, time.Millisecond},
 	} {
 		if d.v < d.min {
-			bad("%s = %v: must be at least %v", d.name, d.v, d.min)
+			bad(d.name, d.v.String(), fmt.Sprintf("must be at least %v", d.min))
 		}
 	}
 	for _, n := range []struct {
@@ -217,7 +232,7 @@ func (c Config) Validate() error {
 		{"Queue.ConsumeEntries", c.Queue.ConsumeEntries, 1, 127},
 	} {
 		if n.v < n.min || n.v > n.max {
-			bad("%s = %d: must be %d to %d", n.name, n.v, n.min, n.max)
+			bad(n.name, strconv.Itoa(n.v), fmt.Sprintf("must be %d to %d", n.min, n.max))
 		}
 	}
 	return errors.Join(errs...)

@@ -114,25 +114,27 @@ func parseFlags(args []string) (*cmdline, error) {
 	cl := &cmdline{cfg: replication.DefaultConfig()}
 	cfg := &cl.cfg
 	fs := flag.NewFlagSet("kvnode", flag.ContinueOnError)
-	fs.StringVar(&cfg.NodeID, "id", "", "stable node ID (required)")
-	fs.StringVar(&cfg.DataDir, "data-dir", "", "data directory (required)")
-	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:7001", "gRPC address for clients and peers (ip:port)")
-	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip address (ip:port)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8001", "HTTP address for /metrics, /healthz, /readyz, /debug/pprof; empty disables")
+	flags := map[string]string{} // replication.Config field → the flag that sets it
+	name := func(field, flag string) string { flags[field] = "--" + flag; return flag }
+	fs.StringVar(&cfg.NodeID, name("NodeID", "id"), "", "stable node ID (required)")
+	fs.StringVar(&cfg.DataDir, name("DataDir", "data-dir"), "", "data directory (required)")
+	fs.StringVar(&cfg.Addr, name("Addr", "addr"), "127.0.0.1:7001", "gRPC address for clients and peers (ip:port)")
+	fs.StringVar(&cfg.GossipAddr, name("GossipAddr", "gossip-addr"), "127.0.0.1:7946", "gossip address (ip:port)")
+	fs.StringVar(&cfg.HTTPAddr, name("HTTPAddr", "http-addr"), "127.0.0.1:8001", "HTTP address for /metrics, /healthz, /readyz, /debug/pprof; empty disables")
 	join := fs.String("join", "", "comma-separated gossip addresses of other nodes")
-	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "form a new cluster once this many nodes (all started with the same value) see each other")
-	shards := fs.Uint("shards", uint(cfg.Shards), "number of shards of a new cluster (immutable afterwards)")
-	replicas := fs.Uint("replicas", uint(cfg.Replicas), "replicas per shard of a new cluster")
-	fs.DurationVar(&cfg.HeartbeatTimeout, "raft-heartbeat-timeout", cfg.HeartbeatTimeout, "raft heartbeat timeout (the leader lease is half of it)")
-	fs.DurationVar(&cfg.ElectionTimeout, "raft-election-timeout", cfg.ElectionTimeout, "raft election timeout")
-	fs.Uint64Var(&cfg.SnapshotThreshold, "raft-snapshot-threshold", cfg.SnapshotThreshold, "log entries between snapshots")
-	fs.Uint64Var(&cfg.TrailingLogs, "raft-trailing-logs", cfg.TrailingLogs, "log entries kept after a snapshot")
-	fs.DurationVar(&cfg.SnapshotInterval, "raft-snapshot-interval", cfg.SnapshotInterval, "how often to check whether to snapshot")
-	fs.DurationVar(&cfg.GroupCommitLinger, "group-commit-linger", cfg.GroupCommitLinger, "under load, how long a storage commit waits for more requests to share its fsync (0 disables)")
-	fs.DurationVar(&cfg.StateFlushInterval, "state-flush-interval", cfg.StateFlushInterval, "how often applied writes held in memory are written to the state store (a crash replays at most this much from the raft log)")
-	fs.DurationVar(&cfg.DeadNodeGrace, "dead-node-grace", cfg.DeadNodeGrace, "how long gossip must report a node dead before its replicas are replaced (raise in production)")
-	fs.IntVar(&cfg.MaxMovesInFlight, "max-moves-in-flight", cfg.MaxMovesInFlight, "cluster-wide cap on shards with a placement move in progress")
-	fs.IntVar(&cfg.MaxSnapshotTransfers, "max-snapshot-transfers", cfg.MaxSnapshotTransfers, "snapshots this node sends (and, separately, receives) at once")
+	fs.IntVar(&cfg.BootstrapExpect, name("BootstrapExpect", "bootstrap-expect"), 0, "form a new cluster once this many nodes (all started with the same value) see each other")
+	shards := fs.Uint(name("Shards", "shards"), uint(cfg.Shards), "number of shards of a new cluster (immutable afterwards)")
+	replicas := fs.Uint(name("Replicas", "replicas"), uint(cfg.Replicas), "replicas per shard of a new cluster")
+	fs.DurationVar(&cfg.HeartbeatTimeout, name("HeartbeatTimeout", "raft-heartbeat-timeout"), cfg.HeartbeatTimeout, "raft heartbeat timeout (the leader lease is half of it)")
+	fs.DurationVar(&cfg.ElectionTimeout, name("ElectionTimeout", "raft-election-timeout"), cfg.ElectionTimeout, "raft election timeout")
+	fs.Uint64Var(&cfg.SnapshotThreshold, name("SnapshotThreshold", "raft-snapshot-threshold"), cfg.SnapshotThreshold, "log entries between snapshots")
+	fs.Uint64Var(&cfg.TrailingLogs, name("TrailingLogs", "raft-trailing-logs"), cfg.TrailingLogs, "log entries kept after a snapshot")
+	fs.DurationVar(&cfg.SnapshotInterval, name("SnapshotInterval", "raft-snapshot-interval"), cfg.SnapshotInterval, "how often to check whether to snapshot")
+	fs.DurationVar(&cfg.GroupCommitLinger, name("GroupCommitLinger", "group-commit-linger"), cfg.GroupCommitLinger, "under load, how long a storage commit waits for more requests to share its fsync (0 disables)")
+	fs.DurationVar(&cfg.StateFlushInterval, name("StateFlushInterval", "state-flush-interval"), cfg.StateFlushInterval, "how often applied writes held in memory are written to the state store (a crash replays at most this much from the raft log)")
+	fs.DurationVar(&cfg.DeadNodeGrace, name("DeadNodeGrace", "dead-node-grace"), cfg.DeadNodeGrace, "how long gossip must report a node dead before its replicas are replaced (raise in production)")
+	fs.IntVar(&cfg.MaxMovesInFlight, name("MaxMovesInFlight", "max-moves-in-flight"), cfg.MaxMovesInFlight, "cluster-wide cap on shards with a placement move in progress")
+	fs.IntVar(&cfg.MaxSnapshotTransfers, name("MaxSnapshotTransfers", "max-snapshot-transfers"), cfg.MaxSnapshotTransfers, "snapshots this node sends (and, separately, receives) at once")
 	fs.StringVar(&cl.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&cl.logFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&cl.shutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take")
@@ -145,7 +147,7 @@ func parseFlags(args []string) (*cmdline, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: all settings are flags (see -h)", fs.Args())
 	}
-	for name, v := range map[string]uint{"--shards": *shards, "--replicas": *replicas} {
+	for name, v := range map[string]uint{flags["Shards"]: *shards, flags["Replicas"]: *replicas} {
 		if v > math.MaxUint32 {
 			return nil, fmt.Errorf("%s=%d: too large", name, v)
 		}
@@ -162,13 +164,20 @@ func parseFlags(args []string) (*cmdline, error) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, flagErrors(err)
+		return nil, flagErrors(err, flags)
 	}
 	return cl, nil
 }
 
-// flagErrors restates Config.Validate's errors under kvnode's flag names.
-func flagErrors(err error) error {
+// flagErrors restates Config.Validate's errors under kvnode's flag names
+// (flags maps a Config field to its flag).
+func flagErrors(err error, flags map[string]string) error {
+	flagFor := func(field string) string {
+		if f, ok := flags[field]; ok {
+			return f
+		}
+		return field
+	}
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = j.Unwrap()
@@ -183,47 +192,4 @@ func flagErrors(err error) error {
 		}
 	}
 	return fmt.Errorf("invalid flags (see -h):\n%s", strings.Join(lines, "\n"))
-}
-
-// flagFor names the flag that sets a replication.Config field.
-func flagFor(field string) string {
-	switch field {
-	case "NodeID":
-		return "--id"
-	case "DataDir":
-		return "--data-dir"
-	case "Addr":
-		return "--addr"
-	case "GossipAddr":
-		return "--gossip-addr"
-	case "HTTPAddr":
-		return "--http-addr"
-	case "BootstrapExpect":
-		return "--bootstrap-expect"
-	case "Shards":
-		return "--shards"
-	case "Replicas":
-		return "--replicas"
-	case "HeartbeatTimeout":
-		return "--raft-heartbeat-timeout"
-	case "ElectionTimeout":
-		return "--raft-election-timeout"
-	case "SnapshotThreshold":
-		return "--raft-snapshot-threshold"
-	case "TrailingLogs":
-		return "--raft-trailing-logs"
-	case "SnapshotInterval":
-		return "--raft-snapshot-interval"
-	case "GroupCommitLinger":
-		return "--group-commit-linger"
-	case "StateFlushInterval":
-		return "--state-flush-interval"
-	case "DeadNodeGrace":
-		return "--dead-node-grace"
-	case "MaxMovesInFlight":
-		return "--max-moves-in-flight"
-	case "MaxSnapshotTransfers":
-		return "--max-snapshot-transfers"
-	}
-	return field
 }
