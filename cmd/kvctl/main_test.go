@@ -22,6 +22,7 @@ func TestRun_UsageAndUnavailable(t *testing.T) {
 		{[]string{"put", "k", "v", "--if-version", "x"}, exitUsage, "--if-version"},
 		{[]string{"bench", "--workload", "Z", "--keys", "0"}, exitUsage, "--keys must be positive"},
 		{[]string{"scan", "--limit", "0"}, exitUsage, "--limit must be positive"},
+		{[]string{"--endpoints", "127.0.0.1:7001,bad", "get", "k"}, exitUsage, `--endpoints: "bad" is not host:port`},
 		{[]string{"--endpoints", "127.0.0.1:1", "--timeout", "300ms", "get", "k"}, exitUnavailable, "unavailable"},
 	}
 	for _, tt := range tests {

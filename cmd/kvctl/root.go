@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -161,6 +162,11 @@ func (a *app) dial(ctx context.Context) (*client.Client, error) {
 	}
 	if len(eps) == 0 {
 		return nil, usagef("--endpoints is empty: give host:port of at least one node (or set %s)", envEndpoints)
+	}
+	for _, e := range eps {
+		if _, port, err := net.SplitHostPort(e); err != nil || port == "" {
+			return nil, usagef("--endpoints: %q is not host:port (e.g. 127.0.0.1:7001; the default comes from %s)", e, envEndpoints)
+		}
 	}
 	c, err := client.New(ctx, client.Config{
 		Endpoints:      eps,
