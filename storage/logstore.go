@@ -58,6 +58,10 @@ type LogStore struct {
 
 	early  atomic.Pointer[func() bool]
 	failed atomic.Pointer[error] // an early append failed: the log is lost
+
+	// afterLookup, if set (tests only), runs in GetLog between finding an
+	// entry's place and reading it.
+	afterLookup func()
 }
 
 // pendingAppend is an append that StoreLogs returned before it was durable.
@@ -145,28 +149,50 @@ func (s *LogStore) pendingLog(index uint64) *raft.Log {
 
 // GetLog reads the entry at index into log; raft.ErrLogNotFound if absent.
 // The returned entry does not alias storage memory.
+//
+// An entry can move between finding its place and reading it: the cleaner
+// moves it to the group's archive, and an overwrite gives it a new sequence.
+// A miss is therefore looked up again before it is reported: raft answers
+// ErrLogNotFound by sending the follower a whole snapshot.
 func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
 	if l := s.pendingLog(index); l != nil {
 		*log = *l
 		return nil
 	}
-	seq, ok := s.seqOf(index)
-	if !ok {
-		switch {
-		case s.dropped.Load():
-			return ErrGroupNotFound
-		case s.d.c.isClosed():
-			return ErrClosed
+	for attempt := 0; ; attempt++ {
+		seq, ok := s.seqOf(index)
+		if !ok {
+			switch {
+			case s.dropped.Load():
+				return ErrGroupNotFound
+			case s.d.c.isClosed():
+				return ErrClosed
+			}
+			return raft.ErrLogNotFound
 		}
-		return raft.ErrLogNotFound
+		if s.afterLookup != nil {
+			s.afterLookup()
+		}
+		found, err := s.readLog(index, seq, log)
+		if err != nil || found {
+			return err
+		}
+		if now, ok := s.seqOf(index); !ok || now == seq || attempt == 2 {
+			return raft.ErrLogNotFound
+		}
 	}
+}
+
+// readLog reads entry index from wal sequence seq (or the archive) into log;
+// found is false if it is not there (any more).
+func (s *LogStore) readLog(index, seq uint64, log *raft.Log) (found bool, err error) {
 	name := walBucket
 	if seq == archived {
 		name = s.archive
 	}
 	tx, b, err := s.readTx(name)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer func() { _ = tx.Rollback() }()
 	key := uint64Key(seq)
@@ -175,17 +201,16 @@ func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
 	}
 	v := b.Get(key)
 	if v == nil {
-		// Deleted (or archived) since the lookup.
-		return raft.ErrLogNotFound
+		return false, nil
 	}
 	num, idx, rest, err := parseWALHeader(seq, v)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if num != s.num || idx != index {
-		return fmt.Errorf("%w: wal entry %d holds entry %d of group %d, want entry %d of %q", ErrCorrupt, seq, idx, num, index, s.id)
+		return false, fmt.Errorf("%w: wal entry %d holds entry %d of group %d, want entry %d of %q", ErrCorrupt, seq, idx, num, index, s.id)
 	}
-	return decodeLog(index, bytes.Clone(rest), log)
+	return true, decodeLog(index, bytes.Clone(rest), log)
 }
 
 // StoreLog stores one entry durably.

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -392,5 +393,42 @@ func TestLogDB_WALStaysBounded(t *testing.T) {
 	t.Logf("wal: %d keys, %d live", d.walKeys, live)
 	if limit := live + live/2 + d.slack + d.trimMax; d.walKeys > limit {
 		t.Fatalf("wal holds %d keys for %d live entries; want at most %d", d.walKeys, live, limit)
+	}
+}
+
+// TestLogStore_GetLogFollowsAnEntryThatMoved: an entry rewritten (or
+// archived) between GetLog's lookup of its place and the read is still
+// found: raft takes ErrLogNotFound as "send the follower a snapshot".
+func TestLogStore_GetLogFollowsAnEntryThatMoved(t *testing.T) {
+	d := openTestLogDB(t, filepath.Join(t.TempDir(), "logs.db"))
+	g, err := d.Group("g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.StoreLogs(walEntries("g", 1, 5, 1)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := g.seqOf(3)
+	moved := false
+	g.afterLookup = func() {
+		if moved {
+			return
+		}
+		moved = true
+		// Overwrite entry 3 in place: it gets a new wal sequence and the
+		// old one is deleted in the same commit.
+		if err := g.StoreLogs(walEntries("g", 3, 3, 2)); err != nil {
+			t.Error(err)
+		}
+	}
+	var l raft.Log
+	if err := g.GetLog(3, &l); err != nil {
+		t.Fatalf("GetLog(3) after the entry moved: %v", err)
+	}
+	if after, _ := g.seqOf(3); after == before {
+		t.Fatalf("entry 3 is still at wal sequence %d: the test did not move it", before)
+	}
+	if want := walData("g", 3, 2); l.Term != 2 || !bytes.Equal(l.Data, want) {
+		t.Errorf("GetLog(3) = term %d data %q; want the rewritten entry (term 2, %q)", l.Term, l.Data, want)
 	}
 }
