@@ -177,7 +177,9 @@ func (s *LogStore) GetLog(index uint64, log *raft.Log) error {
 		if err != nil || found {
 			return err
 		}
-		if now, ok := s.seqOf(index); !ok || now == seq || attempt == 2 {
+		// Look again only if the entry's place changed (a group dropped or
+		// a store closed since is reported as such at the top).
+		if now, ok := s.seqOf(index); (ok && now == seq) || attempt == 2 {
 			return raft.ErrLogNotFound
 		}
 	}
